@@ -1,0 +1,38 @@
+//! invitetomedia: secure, role-based invite links to media entries.
+//!
+//! An invite link is `{public_base_url}/i/{token}`, where the token is a self-contained signed
+//! JWT (tenant, media, role, use limit, expiry, and the invitee's data sealed with an AEAD).
+//! Redeeming it consumes one use — one distinct device — in a single atomic store step and
+//! returns a short-lived EdDSA grant the media platform verifies through the JWKS. Redis holds
+//! only use counters and revocations, so every replica is identical and stateless.
+//!
+//! # Layout
+//!
+//! - [`settings`]: typed, validated configuration, layered with the `config` crate.
+//! - [`startup`]: [`startup::Application`] binds its listener, wires routes and state.
+//! - [`state`]: the shared [`state::AppState`] handlers receive through `web::Data`.
+//! - [`domain`]: pure rules, no I/O: roles, module policy, email addresses and domains.
+//! - [`tokens`]: the keyring, invite tokens, grants and the JWKS.
+//! - [`store`]: use counters and revocations: in memory or in Redis, one atomic step each.
+//! - [`service`]: the invite operations (create, redeem, introspect, revoke) over tokens and store.
+//! - [`routes`]: HTTP handlers, one file per endpoint group.
+//! - [`error`]: the one API error type and its problem+json form.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`telemetry`]: logging setup.
+//! - [`cli`]: the command line of the binary.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod service;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,58 @@
+//! `POST /v1/revocations`: revoke every link of a media entry, of an inviter, or of the tenant,
+//! issued up to now.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::AuthTenant;
+use crate::domain::invite::identifier;
+use crate::error::ApiError;
+use crate::service::rfc3339;
+use crate::state::AppState;
+use crate::store::{Scope, UseStore, unix_now};
+
+/// The scope to revoke; `{}` is the whole tenant.
+#[derive(Debug, Deserialize)]
+pub struct ScopeBody {
+    media_id: Option<String>,
+    inviter_id: Option<String>,
+}
+
+/// Revokes a scope.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.0.id))]
+pub async fn revoke(
+    tenant: AuthTenant,
+    state: web::Data<AppState>,
+    body: web::Json<ScopeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = match (&body.media_id, &body.inviter_id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "media_id",
+                "give media_id or inviter_id, not both",
+            ));
+        }
+        (Some(id), None) => {
+            Scope::Media(identifier(id).map_err(|m| ApiError::invalid("media_id", m))?)
+        }
+        (None, Some(id)) => {
+            Scope::Inviter(identifier(id).map_err(|m| ApiError::invalid("inviter_id", m))?)
+        }
+        (None, None) => Scope::Tenant,
+    };
+    let tenant = &tenant.0;
+    let now = unix_now();
+    // Links of this scope live at most LinkDuration; past that the marker has nothing to stop.
+    let keep_until = now + i64::from(tenant.module.link_duration) * 60 + state.leeway();
+    let before = state
+        .timed(
+            "revoke",
+            state
+                .store
+                .revoke_scope(&tenant.id, &scope, now, keep_until),
+        )
+        .await?;
+    tracing::info!(tenant = %tenant.id, scope = scope.name(), "scope revoked");
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "scope": scope.name(), "revoked_before": rfc3339(before) })))
+}

@@ -1,0 +1,411 @@
+//! `POST /v1/invites`: validate, authorise, mint. Creating a link needs no store, so it keeps
+//! working while Redis is down.
+
+use serde::{Deserialize, Serialize};
+
+use super::rfc3339;
+use crate::domain::invite::{FieldErrors, display_text, identifier};
+use crate::domain::{
+    EmailAddress, EntryPermission, InviteeRole, Inviter, MediaType, PlatformRole, UseLimit,
+};
+use crate::error::ApiError;
+use crate::state::{AppState, Tenant};
+use crate::store::unix_now;
+use crate::tokens::{InviteClaims, InvitePersonalData, MAX_TOKEN_LEN, invite, random_id};
+
+/// The create request. Every field is optional here so that a missing one is a 422 naming it,
+/// while a value of the wrong JSON type is a 400.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateInviteRequest {
+    /// The media entry.
+    pub media: Option<MediaIn>,
+    /// Who invites.
+    pub inviter: Option<InviterIn>,
+    /// Who is invited, and as what.
+    pub invitee: Option<InviteeIn>,
+    /// Link lifetime; at most `LinkDuration`.
+    pub duration_minutes: Option<i64>,
+    /// Use limit; at most `LinkReusability`.
+    pub max_uses: Option<i64>,
+    /// Send the invite by email.
+    pub send_email: Option<bool>,
+    /// Email language.
+    pub language: Option<String>,
+}
+
+/// `media` of a create request.
+#[derive(Debug, Default, Deserialize)]
+pub struct MediaIn {
+    /// Entry id.
+    pub id: Option<String>,
+    /// Media type.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Entry title.
+    pub title: Option<String>,
+}
+
+/// `inviter` of a create request.
+#[derive(Debug, Default, Deserialize)]
+pub struct InviterIn {
+    /// User id.
+    pub id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Platform role.
+    pub role: Option<String>,
+    /// Group ids.
+    pub groups: Option<Vec<String>>,
+    /// Permission on the entry.
+    pub permission: Option<String>,
+}
+
+/// `invitee` of a create request.
+#[derive(Debug, Default, Deserialize)]
+pub struct InviteeIn {
+    /// Invited address; omitted for an open link.
+    pub email: Option<String>,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Role on the entry.
+    pub role: Option<String>,
+}
+
+/// What became of the invite email.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EmailStatus {
+    /// `sent`, `failed` or `not_requested`.
+    pub status: &'static str,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl EmailStatus {
+    /// No email was asked for.
+    pub fn not_requested() -> Self {
+        Self {
+            status: "not_requested",
+            detail: None,
+        }
+    }
+
+    /// The relay accepted the message.
+    pub fn sent() -> Self {
+        Self {
+            status: "sent",
+            detail: None,
+        }
+    }
+
+    /// The message could not be sent; the link is still valid.
+    pub fn failed(detail: impl Into<String>) -> Self {
+        Self {
+            status: "failed",
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// 201 body of a create.
+#[derive(Debug, Serialize)]
+pub struct CreatedInvite {
+    /// Invite id (`jti`).
+    pub id: String,
+    /// `{public_base_url}/i/{token}`.
+    pub url: String,
+    /// The token itself.
+    pub token: String,
+    /// Media entry id.
+    pub media_id: String,
+    /// Invitee role.
+    pub role: InviteeRole,
+    /// Use limit, `-1` unlimited.
+    pub max_uses: i64,
+    /// Expiry, RFC 3339.
+    pub expires_at: String,
+    /// Email outcome.
+    pub email: EmailStatus,
+}
+
+/// A create request that passed validation.
+#[derive(Debug)]
+struct NewInvite {
+    media_id: String,
+    media_type: MediaType,
+    inviter: Inviter,
+    role: InviteeRole,
+    email: Option<EmailAddress>,
+    personal: InvitePersonalData,
+    duration_minutes: u32,
+    max: UseLimit,
+    send_email: bool,
+}
+
+/// Creates an invite link for `tenant`.
+pub async fn create(
+    state: &AppState,
+    tenant: &Tenant,
+    request: CreateInviteRequest,
+) -> Result<CreatedInvite, ApiError> {
+    let module = &tenant.module;
+    if !module.enable {
+        return Err(ApiError::ModuleDisabled);
+    }
+    let new = validate(tenant, request)?;
+    module.authorize(&new.inviter, new.role)?;
+    if new.email.as_ref().is_some_and(|e| module.is_restricted(e)) {
+        return Err(ApiError::RestrictedDomain);
+    }
+    if new.send_email && !module.email_enabled() {
+        return Err(ApiError::EmailDisabled);
+    }
+
+    let now = unix_now();
+    let exp = now + i64::from(new.duration_minutes) * 60;
+    let claims = InviteClaims {
+        iss: state.settings.tokens.issuer.clone(),
+        aud: InviteClaims::audience_for(&tenant.id),
+        jti: random_id(),
+        iat: now,
+        nbf: now,
+        exp,
+        tid: tenant.id.clone(),
+        mid: new.media_id.clone(),
+        mty: new.media_type.as_str().to_owned(),
+        role: new.role.as_str().to_owned(),
+        max: new.max.as_i64(),
+        inv: new.inviter.id.clone(),
+        pii: String::new(),
+    };
+    let jti = claims.jti.clone();
+    let token = invite::mint(&state.invite_keys, claims, &new.personal)
+        .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(ApiError::invalid(
+            "invitee",
+            "names and title are too long to fit in a link; shorten them",
+        ));
+    }
+    let email = if new.send_email {
+        EmailStatus::failed("not implemented yet")
+    } else {
+        EmailStatus::not_requested()
+    };
+    state
+        .metrics
+        .invites_created
+        .get_or_create(&crate::metrics::TenantOnly {
+            tenant: tenant.id.clone(),
+        })
+        .inc();
+    tracing::info!(tenant = %tenant.id, jti = %jti, media_id = %new.media_id, role = %new.role, max_uses = new.max.as_i64(), "invite created");
+    Ok(CreatedInvite {
+        url: format!("{}/i/{token}", state.settings.server.public_base_url),
+        id: jti,
+        token,
+        media_id: new.media_id,
+        role: new.role,
+        max_uses: new.max.as_i64(),
+        expires_at: rfc3339(exp),
+        email,
+    })
+}
+
+/// Turns the request into a [`NewInvite`], reporting every bad field at once.
+fn validate(tenant: &Tenant, request: CreateInviteRequest) -> Result<NewInvite, ApiError> {
+    let module = &tenant.module;
+    let mut errors = FieldErrors::default();
+
+    let media = request.media.unwrap_or_default();
+    let media_id = required_with(&mut errors, "media.id", media.id.as_deref(), identifier);
+    let media_type = required_with(&mut errors, "media.type", media.kind.as_deref(), |v| {
+        MediaType::parse(v).ok_or("must be one of room, live, video, audio, document, image, quiz")
+    });
+    let title = optional_with(
+        &mut errors,
+        "media.title",
+        media.title.as_deref(),
+        display_text,
+    );
+
+    let inviter = request.inviter.unwrap_or_default();
+    let inviter_id = required_with(&mut errors, "inviter.id", inviter.id.as_deref(), identifier);
+    let inviter_name = optional_with(
+        &mut errors,
+        "inviter.name",
+        inviter.name.as_deref(),
+        display_text,
+    );
+    let inviter_role = required_with(&mut errors, "inviter.role", inviter.role.as_deref(), |v| {
+        PlatformRole::parse(v).ok_or("must be one of anonymousRole, viewerRole, privateOnlyRole, adminRole, unmoderatedAdminRole")
+    });
+    let permission = required_with(
+        &mut errors,
+        "inviter.permission",
+        inviter.permission.as_deref(),
+        |v| {
+            EntryPermission::parse(v)
+                .ok_or("must be one of owner, co_owner, co_editor, co_publisher, co_viewer, none")
+        },
+    );
+    let mut groups = Vec::new();
+    for (i, group) in inviter.groups.unwrap_or_default().iter().enumerate() {
+        if let Some(g) = errors.check(&format!("inviter.groups[{i}]"), identifier(group)) {
+            groups.push(g);
+        }
+    }
+
+    let invitee = request.invitee.unwrap_or_default();
+    let role = required_with(&mut errors, "invitee.role", invitee.role.as_deref(), |v| {
+        InviteeRole::parse(v).ok_or("must be one of viewer, speaker, moderator")
+    });
+    if let (Some(media_type), Some(role)) = (media_type, role)
+        && !media_type.offers(role)
+    {
+        errors.push(
+            "invitee.role",
+            format!("a {media_type} offers only: {}", role_list(media_type)),
+        );
+    }
+    let email = match invitee.email.as_deref() {
+        Some(e) => errors.check("invitee.email", EmailAddress::parse(e)),
+        None if module.allow_open_links => None,
+        None => {
+            errors.push(
+                "invitee.email",
+                "is required (open links are not enabled for this site)",
+            );
+            None
+        }
+    };
+    let (first_name, last_name) = if invitee.email.is_some() {
+        (
+            required_with(
+                &mut errors,
+                "invitee.first_name",
+                invitee.first_name.as_deref(),
+                display_text,
+            ),
+            required_with(
+                &mut errors,
+                "invitee.last_name",
+                invitee.last_name.as_deref(),
+                display_text,
+            ),
+        )
+    } else {
+        for (field, value) in [
+            ("invitee.first_name", &invitee.first_name),
+            ("invitee.last_name", &invitee.last_name),
+        ] {
+            if value.is_some() {
+                errors.push(
+                    field,
+                    "must be omitted on an open link (the participant enters their name)",
+                );
+            }
+        }
+        (None, None)
+    };
+
+    let duration_minutes = errors.check(
+        "duration_minutes",
+        module.duration_minutes(request.duration_minutes),
+    );
+    let max = errors.check("max_uses", module.use_limit(request.max_uses));
+    let send_email = request.send_email.unwrap_or(false);
+    if send_email && invitee.email.is_none() {
+        errors.push("send_email", "an open link has no address to send to");
+    }
+    if let Some(language) = request.language.as_deref() {
+        let valid = (2..=35).contains(&language.len())
+            && language
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid {
+            errors.push("language", "must be a language tag such as en or pt-BR");
+        }
+    }
+
+    let (
+        Some(media_id),
+        Some(media_type),
+        Some(inviter_id),
+        Some(inviter_role),
+        Some(permission),
+        Some(role),
+        Some(duration_minutes),
+        Some(max),
+    ) = (
+        media_id,
+        media_type,
+        inviter_id,
+        inviter_role,
+        permission,
+        role,
+        duration_minutes,
+        max,
+    )
+    else {
+        return Err(ApiError::InvalidRequest(
+            errors.finish().err().unwrap_or_default(),
+        ));
+    };
+    errors.finish().map_err(ApiError::InvalidRequest)?;
+
+    let personal = InvitePersonalData {
+        email: email.as_ref().map(ToString::to_string).unwrap_or_default(),
+        first_name: first_name.unwrap_or_default(),
+        last_name: last_name.unwrap_or_default(),
+        title: title.unwrap_or_default(),
+        inviter_name: inviter_name.unwrap_or_default(),
+    };
+    Ok(NewInvite {
+        media_id,
+        media_type,
+        inviter: Inviter {
+            id: inviter_id,
+            role: inviter_role,
+            groups,
+            permission,
+        },
+        role,
+        email,
+        personal,
+        duration_minutes,
+        max,
+        send_email,
+    })
+}
+
+fn required_with<T, E: Into<String>>(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Option<T> {
+    errors
+        .require(field, value)
+        .and_then(|v| errors.check(field, parse(v)))
+}
+
+fn optional_with<T, E: Into<String>>(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Option<T> {
+    value.and_then(|v| errors.check(field, parse(v)))
+}
+
+fn role_list(media_type: MediaType) -> String {
+    media_type
+        .roles()
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

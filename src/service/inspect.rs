@@ -1,0 +1,135 @@
+//! Introspection and revocation of links by their token, for the tenant that owns them.
+
+use serde::Serialize;
+
+use super::{Invite, rfc3339, verify_invite};
+use crate::domain::{InviteeRole, MediaType};
+use crate::error::ApiError;
+use crate::state::{AppState, Tenant};
+use crate::store::{UseStore, unix_now};
+
+/// 200 body of `POST /v1/invites/introspect`.
+#[derive(Debug, Serialize, Default)]
+pub struct Introspection {
+    /// Whether the link can be redeemed now.
+    pub active: bool,
+    /// `active`, `expired`, `exhausted`, `revoked`, `not_yet_valid` or `invalid`.
+    pub state: &'static str,
+    /// Invite id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Media entry id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
+    /// Media type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<MediaType>,
+    /// Role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<InviteeRole>,
+    /// Uses recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u64>,
+    /// Use limit, `-1` unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<i64>,
+    /// Issue time, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    /// Expiry, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Inviter id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inviter_id: Option<String>,
+}
+
+impl Introspection {
+    fn invalid() -> Self {
+        Self {
+            active: false,
+            state: "invalid",
+            ..Self::default()
+        }
+    }
+}
+
+/// Verifies `token` for `tenant`; a token of another tenant does not verify for it.
+fn verify_for<'a>(state: &'a AppState, tenant: &Tenant, token: &str) -> Option<Invite<'a>> {
+    verify_invite(state, token)
+        .ok()
+        .filter(|invite| invite.tenant.id == tenant.id)
+}
+
+/// Reports a link's state without consuming anything. Precedence: invalid, not_yet_valid,
+/// expired, revoked, exhausted, active.
+pub async fn introspect(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &str,
+) -> Result<Introspection, ApiError> {
+    let Some(invite) = verify_for(state, tenant, token) else {
+        return Ok(Introspection::invalid());
+    };
+    let status = state
+        .timed(
+            "status",
+            state.store.status(&invite.link_ref(state.leeway()), None),
+        )
+        .await?;
+    let claims = &invite.token.claims;
+    let link_state = match invite.check_time(unix_now(), state.leeway()) {
+        Err(ApiError::NotYetValid) => "not_yet_valid",
+        Err(_) => "expired",
+        Ok(()) if status.revoked => "revoked",
+        Ok(()) if claims.max >= 1 && status.uses >= claims.max as u64 => "exhausted",
+        Ok(()) => "active",
+    };
+    Ok(Introspection {
+        active: link_state == "active",
+        state: link_state,
+        id: Some(claims.jti.clone()),
+        media_id: Some(claims.mid.clone()),
+        media_type: Some(invite.media_type),
+        role: Some(invite.role),
+        uses: Some(status.uses),
+        max_uses: Some(claims.max),
+        issued_at: Some(rfc3339(claims.iat)),
+        expires_at: Some(rfc3339(claims.exp)),
+        inviter_id: Some(claims.inv.clone()),
+    })
+}
+
+/// Revokes the link `token` names; 404 when it does not verify for `tenant`. Returns its id.
+pub async fn revoke_token(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &str,
+) -> Result<String, ApiError> {
+    let invite = verify_for(state, tenant, token).ok_or(ApiError::NotFound)?;
+    let claims = &invite.token.claims;
+    state
+        .timed(
+            "revoke",
+            state
+                .store
+                .revoke_link(&tenant.id, &claims.jti, claims.exp + state.leeway()),
+        )
+        .await?;
+    tracing::info!(tenant = %tenant.id, jti = %claims.jti, "invite revoked");
+    Ok(claims.jti.clone())
+}
+
+/// Revokes a link by id. Without its token the expiry is unknown, so the marker is kept for
+/// the longest life a link of this tenant can have: `LinkDuration` + leeway.
+pub async fn revoke_id(state: &AppState, tenant: &Tenant, jti: &str) -> Result<(), ApiError> {
+    let keep_until = unix_now() + i64::from(tenant.module.link_duration) * 60 + state.leeway();
+    state
+        .timed(
+            "revoke",
+            state.store.revoke_link(&tenant.id, jti, keep_until),
+        )
+        .await?;
+    tracing::info!(tenant = %tenant.id, jti = %jti, "invite revoked by id");
+    Ok(())
+}

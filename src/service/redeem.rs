@@ -1,0 +1,246 @@
+//! Redemption: the one operation that consumes a use. Checks run in the order SPEC.md fixes
+//! and the first failure answers: `malformed_token`, `invalid_token`, `module_disabled`,
+//! `not_yet_valid`, `expired`, `invalid_request`, `email_mismatch`, `restricted_domain`,
+//! `revoked`, `exhausted`. Nothing is consumed unless a grant is returned.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Invite, open_invite, rfc3339};
+use crate::domain::invite::{FieldErrors, device_id, display_text};
+use crate::domain::{EmailAddress, InviteeRole, MediaType};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{Redemption, UseStore, unix_now};
+use crate::tokens::{GrantClaims, random_id, sign_grant};
+
+/// A redemption request (`POST /v1/redeem`, or the landing page's form with its cookie).
+#[derive(Debug, Default, Deserialize)]
+pub struct RedeemRequest {
+    /// The invite token.
+    pub token: Option<String>,
+    /// The participant's email.
+    pub email: Option<String>,
+    /// First name (open links).
+    pub first_name: Option<String>,
+    /// Last name (open links).
+    pub last_name: Option<String>,
+    /// The participant's device; generated when absent.
+    pub device_id: Option<String>,
+}
+
+/// 200 body of a redemption.
+#[derive(Debug, Serialize)]
+pub struct Redeemed {
+    /// The grant the platform verifies.
+    pub grant: String,
+    /// When the grant expires, RFC 3339.
+    pub grant_expires_at: String,
+    /// Where to post the grant.
+    pub accept_url: String,
+    /// The device this redemption counted for; keep it for free re-entry.
+    pub device_id: String,
+    /// The device had redeemed this link before; no use was consumed.
+    pub reentry: bool,
+    /// The invite.
+    pub invite: InviteView,
+    /// The participant.
+    pub participant: Participant,
+}
+
+/// The invite as a redemption reports it.
+#[derive(Debug, Serialize)]
+pub struct InviteView {
+    /// Invite id.
+    pub id: String,
+    /// Media entry id.
+    pub media_id: String,
+    /// Media type.
+    pub media_type: MediaType,
+    /// Role granted.
+    pub role: InviteeRole,
+    /// Uses after this redemption.
+    pub uses: u64,
+    /// Use limit, `-1` unlimited.
+    pub max_uses: i64,
+    /// Link expiry, RFC 3339.
+    pub expires_at: String,
+}
+
+/// The participant a grant is for.
+#[derive(Debug, Serialize)]
+pub struct Participant {
+    /// Stable id: UUIDv5 of `invitetomedia:<tenant>:<lowercased email>`.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+}
+
+/// Redeems a link, recording the outcome in metrics and logs.
+pub async fn redeem(state: &AppState, request: RedeemRequest) -> Result<Redeemed, ApiError> {
+    let mut tenant = None;
+    let result = redeem_checked(state, request, &mut tenant).await;
+    let tenant = tenant.as_deref().unwrap_or("unknown");
+    match &result {
+        Ok(r) => {
+            let outcome = if r.reentry { "reentry" } else { "granted" };
+            state.metrics.redemption(tenant, outcome);
+            tracing::info!(tenant, jti = %r.invite.id, uses = r.invite.uses, reentry = r.reentry, "invite redeemed");
+        }
+        Err(e) => {
+            state.metrics.redemption(tenant, e.code());
+            tracing::info!(tenant, code = e.code(), "redemption refused");
+        }
+    }
+    result
+}
+
+async fn redeem_checked(
+    state: &AppState,
+    request: RedeemRequest,
+    tenant_label: &mut Option<String>,
+) -> Result<Redeemed, ApiError> {
+    let Some(token) = request.token.as_deref() else {
+        return Err(ApiError::invalid("token", "is required"));
+    };
+    let invite = open_invite(state, token)?;
+    *tenant_label = Some(invite.tenant.id.clone());
+    let personal = invite.token.personal_data()?;
+
+    let mut errors = FieldErrors::default();
+    let device = match request.device_id.as_deref() {
+        Some(d) => errors.check("device_id", device_id(d)),
+        None => Some(random_id()),
+    };
+    let email = errors
+        .require("email", request.email.as_deref())
+        .and_then(|e| errors.check("email", EmailAddress::parse(e)));
+    let names = if personal.is_open() {
+        let first = errors
+            .require("first_name", request.first_name.as_deref())
+            .and_then(|v| errors.check("first_name", display_text(v)));
+        let last = errors
+            .require("last_name", request.last_name.as_deref())
+            .and_then(|v| errors.check("last_name", display_text(v)));
+        first.zip(last)
+    } else {
+        Some((personal.first_name.clone(), personal.last_name.clone()))
+    };
+    let (Some(device), Some(email), Some((first_name, last_name))) = (device, email, names) else {
+        return Err(ApiError::InvalidRequest(
+            errors.finish().err().unwrap_or_default(),
+        ));
+    };
+
+    // A bound link's grant carries the invited address as the inviter typed it.
+    let email = if personal.is_open() {
+        email
+    } else {
+        let invited = EmailAddress::parse(&personal.email).map_err(|_| ApiError::InvalidToken)?;
+        if !invited.same_as(&email) {
+            return Err(ApiError::EmailMismatch);
+        }
+        invited
+    };
+    if invite.tenant.module.is_restricted(&email) {
+        return Err(ApiError::RestrictedDomain);
+    }
+
+    let link = invite.link_ref(state.leeway());
+    let (uses, reentry) = match state
+        .timed("redeem", state.store.redeem(&link, &device))
+        .await?
+    {
+        Redemption::Admitted { uses, reentry } => (uses, reentry),
+        Redemption::Revoked => return Err(ApiError::Revoked),
+        Redemption::Exhausted { .. } => return Err(ApiError::Exhausted),
+    };
+    grant(
+        state, &invite, email, first_name, last_name, device, uses, reentry,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn grant(
+    state: &AppState,
+    invite: &Invite<'_>,
+    email: EmailAddress,
+    first_name: String,
+    last_name: String,
+    device: String,
+    uses: u64,
+    reentry: bool,
+) -> Result<Redeemed, ApiError> {
+    let claims = &invite.token.claims;
+    let tenant = &invite.tenant;
+    let now = unix_now();
+    let exp = now + state.settings.tokens.grant_ttl_seconds as i64;
+    let participant_id = participant_id(&tenant.id, &email);
+    let grant_claims = GrantClaims {
+        iss: state.settings.tokens.issuer.clone(),
+        aud: tenant.grant_audience.clone(),
+        sub: participant_id.clone(),
+        jti: random_id(),
+        iat: now,
+        exp,
+        tid: tenant.id.clone(),
+        mid: claims.mid.clone(),
+        mty: claims.mty.clone(),
+        role: claims.role.clone(),
+        name: format!("{first_name} {last_name}"),
+        email: email.to_string(),
+        ivt: claims.jti.clone(),
+    };
+    let grant = sign_grant(&state.grant_keys, &grant_claims)
+        .map_err(|e| ApiError::Internal(format!("grant signing: {e:?}")))?;
+    Ok(Redeemed {
+        grant,
+        grant_expires_at: rfc3339(exp),
+        accept_url: tenant.accept_url.clone(),
+        device_id: device,
+        reentry,
+        invite: InviteView {
+            id: claims.jti.clone(),
+            media_id: claims.mid.clone(),
+            media_type: invite.media_type,
+            role: invite.role,
+            uses,
+            max_uses: claims.max,
+            expires_at: rfc3339(claims.exp),
+        },
+        participant: Participant {
+            id: participant_id,
+            email: grant_claims.email,
+            first_name,
+            last_name,
+        },
+    })
+}
+
+/// The participant id: stable per tenant and address (case-insensitive).
+pub fn participant_id(tenant: &str, email: &EmailAddress) -> String {
+    let name = format!("invitetomedia:{tenant}:{}", email.canonical());
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn participant_ids_are_stable_and_case_insensitive() {
+        let a = participant_id("demo", &EmailAddress::parse("Ada@Example.com").unwrap());
+        let b = participant_id("demo", &EmailAddress::parse("ada@example.com").unwrap());
+        let c = participant_id("acme", &EmailAddress::parse("ada@example.com").unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let expected = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            b"invitetomedia:demo:ada@example.com",
+        );
+        assert_eq!(a, expected.to_string());
+    }
+}

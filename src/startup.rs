@@ -1,0 +1,201 @@
+//! The application: builds shared state from settings, binds its own listener (port 0 picks a
+//! free one, which is how every test starts the real app) and runs until stopped.
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpServer, web};
+use futures_util::FutureExt;
+
+use crate::error::ApiError;
+use crate::metrics::{RouteLabels, RouteOnly};
+use crate::settings::{ConfigError, Settings, StoreBackend};
+use crate::state::AppState;
+use crate::store::{MemoryStore, RedisStore, Store};
+use crate::tokens::{Keyring, Purpose};
+
+/// Largest request body, bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Why the service could not start.
+#[derive(Debug)]
+pub enum StartupError {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// The listener could not be bound.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(e) => write!(f, "{e}"),
+            Self::Io(e) => write!(f, "cannot listen: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+impl From<ConfigError> for StartupError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+impl From<std::io::Error> for StartupError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+/// Builds the shared state: keys, store and tenants. Fails on any configuration problem.
+pub fn build_state(settings: Settings) -> Result<AppState, ConfigError> {
+    let invite_keys = Keyring::from_settings(Purpose::Invite, &settings.keys.invite)?;
+    let grant_keys = Keyring::from_settings(Purpose::Grant, &settings.keys.grant)?;
+    if invite_keys.ephemeral || grant_keys.ephemeral {
+        tracing::warn!(
+            "NO SIGNING KEYS CONFIGURED: generated ephemeral keys. Links and grants stop verifying when this \
+             process exits and are not shared with other replicas. Configure [keys] (see `invitetomedia keygen`)."
+        );
+    }
+    let store = match settings.store.backend {
+        StoreBackend::Memory => Store::Memory(MemoryStore::default()),
+        StoreBackend::Redis => Store::Redis(
+            RedisStore::new(
+                settings.store.redis_url.expose(),
+                &settings.store.key_prefix,
+                settings.store_timeout(),
+            )
+            .map_err(|e| ConfigError::new("store.redis_url", e.0))?,
+        ),
+        StoreBackend::RedisCluster => {
+            return Err(ConfigError::new(
+                "store.backend",
+                "redis-cluster is not available in this version; use redis",
+            ));
+        }
+    };
+    AppState::new(settings, invite_keys, grant_keys, store)
+}
+
+impl Application {
+    /// Builds the state and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address)?;
+        let state = web::Data::new(build_state(settings)?);
+        Self::warn_on_eviction_policy(&state);
+        let port = listener.local_addr()?.port();
+        let server = Self::run(listener, state.clone())?;
+        tracing::info!(port, "listening");
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests inspect the store through it).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the server is stopped (SIGTERM/SIGINT drain in-flight requests first).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    fn warn_on_eviction_policy(state: &web::Data<AppState>) {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Store::Redis(redis) = &state.store
+                && let Some(policy) = redis.maxmemory_policy().await
+                && policy.starts_with("allkeys-")
+            {
+                tracing::warn!(
+                    policy = %policy,
+                    "Redis maxmemory-policy can evict use counters and revocations; set maxmemory-policy noeviction"
+                );
+            }
+        });
+    }
+
+    fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+        let shutdown = state.settings.server.shutdown_timeout_seconds;
+        let workers = state.settings.server.workers;
+        let json_config = web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .content_type_required(false)
+            .error_handler(|err, _req| ApiError::from(err).into());
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(json_config.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                        .add((header::CACHE_CONTROL, "no-store")),
+                )
+                .wrap_fn(|req, srv| {
+                    // Route patterns, never paths: paths carry tokens.
+                    let route = req
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let method = req.method().to_string();
+                    let state = req.app_data::<web::Data<AppState>>().cloned();
+                    let started = Instant::now();
+                    srv.call(req).map(move |res| {
+                        if let (Ok(res), Some(state)) = (&res, state) {
+                            let status = res.status().as_u16();
+                            let elapsed = started.elapsed().as_secs_f64();
+                            state
+                                .metrics
+                                .request_seconds
+                                .get_or_create(&RouteOnly {
+                                    route: route.clone(),
+                                })
+                                .observe(elapsed);
+                            tracing::debug!(%method, %route, status, elapsed, "request");
+                            state
+                                .metrics
+                                .requests
+                                .get_or_create(&RouteLabels {
+                                    route,
+                                    method,
+                                    status,
+                                })
+                                .inc();
+                        }
+                        res
+                    })
+                })
+                .configure(crate::routes::configure)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::NotFound)
+                }))
+        })
+        .shutdown_timeout(shutdown)
+        .listen(listener)?;
+        if let Some(workers) = workers {
+            server = server.workers(workers);
+        }
+        Ok(server.run())
+    }
+}

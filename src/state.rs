@@ -1,0 +1,150 @@
+//! Everything a handler needs, built once in `startup.rs` and shared through `web::Data`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lc_rs::digest::{SHA256, digest};
+
+use crate::domain::ModuleSettings;
+use crate::metrics::Metrics;
+use crate::settings::{ConfigError, Settings};
+use crate::store::Store;
+use crate::tokens::Keyring;
+
+/// A configured tenant, validated.
+#[derive(Debug)]
+pub struct Tenant {
+    /// Tenant id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Where the participant's browser posts the grant.
+    pub accept_url: String,
+    /// `aud` of grants.
+    pub grant_audience: String,
+    /// Module settings.
+    pub module: ModuleSettings,
+}
+
+/// Shared application state.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration the service runs with.
+    pub settings: Settings,
+    /// Tenants by id.
+    pub tenants: HashMap<String, Arc<Tenant>>,
+    /// SHA-256 of each API key with its tenant; compared in constant time.
+    api_keys: Vec<([u8; 32], Arc<Tenant>)>,
+    /// Keys of invite tokens.
+    pub invite_keys: Keyring,
+    /// Keys of grants.
+    pub grant_keys: Keyring,
+    /// Use counters and revocations.
+    pub store: Store,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// The JWKS document, rendered once.
+    pub jwks: String,
+}
+
+impl AppState {
+    /// Assembles the state from validated settings, keys and a store.
+    pub fn new(
+        settings: Settings,
+        invite_keys: Keyring,
+        grant_keys: Keyring,
+        store: Store,
+    ) -> Result<Self, ConfigError> {
+        let mut tenants = HashMap::new();
+        let mut api_keys = Vec::new();
+        for (id, t) in &settings.tenants {
+            let tenant = Arc::new(Tenant {
+                id: id.clone(),
+                name: t.name.trim().to_owned(),
+                accept_url: t.accept_url.clone(),
+                grant_audience: t.grant_audience.clone(),
+                module: t.module_settings(id)?,
+            });
+            for hash in &t.api_keys {
+                let hex = hash.strip_prefix("sha256:").unwrap_or_default();
+                let bytes = decode_hex32(hex).ok_or_else(|| {
+                    ConfigError::new(format!("tenants.{id}.api_keys"), "invalid sha256 hash")
+                })?;
+                api_keys.push((bytes, Arc::clone(&tenant)));
+            }
+            tenants.insert(id.clone(), tenant);
+        }
+        let jwks = crate::tokens::jwks_json(&grant_keys);
+        Ok(Self {
+            settings,
+            tenants,
+            api_keys,
+            invite_keys,
+            grant_keys,
+            store,
+            metrics: Metrics::default(),
+            jwks,
+        })
+    }
+
+    /// The tenant whose API key this is. Every configured hash is compared, in constant time,
+    /// so the answer's timing says nothing about how close a guess came.
+    pub fn tenant_for_api_key(&self, presented: &str) -> Option<Arc<Tenant>> {
+        let hash = digest(&SHA256, presented.as_bytes());
+        let mut found = None;
+        for (candidate, tenant) in &self.api_keys {
+            if constant_time_eq(candidate, hash.as_ref()) {
+                found = Some(Arc::clone(tenant));
+            }
+        }
+        found
+    }
+
+    /// The configured tenant with this id.
+    pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
+        self.tenants.get(id)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// `sha256:<hex>` of an API key, the form `api_keys` stores.
+pub fn hash_api_key(key: &str) -> String {
+    let hash = digest(&SHA256, key.as_bytes());
+    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_matches_the_published_demo_key() {
+        assert_eq!(
+            hash_api_key("demo-api-key"),
+            crate::settings::DEMO_API_KEY_HASH
+        );
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let hash = hash_api_key("k");
+        let bytes = decode_hex32(hash.strip_prefix("sha256:").unwrap()).unwrap();
+        assert_eq!(bytes.as_slice(), digest(&SHA256, b"k").as_ref());
+        assert!(decode_hex32("zz").is_none());
+    }
+}

@@ -1,0 +1,231 @@
+//! The embedded store: one process, one lock. Correct for a single instance and for tests of
+//! the rules; replicas need Redis to share what they count.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use super::{LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore, unix_now};
+use crate::domain::UseLimit;
+
+/// Expired entries are swept after this many writes, so memory stays bounded by live links.
+const SWEEP_EVERY_WRITES: u64 = 4096;
+
+/// In-process store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Per link: devices (or a counter) and when the entry may be forgotten.
+    links: HashMap<String, (Uses, i64)>,
+    /// Revocation markers: value (unix second) and when the marker may be forgotten.
+    marks: HashMap<String, (i64, i64)>,
+    writes: u64,
+}
+
+#[derive(Debug)]
+enum Uses {
+    Devices(HashSet<String>),
+    Count(u64),
+}
+
+impl Uses {
+    fn count(&self) -> u64 {
+        match self {
+            Self::Devices(d) => d.len() as u64,
+            Self::Count(n) => *n,
+        }
+    }
+}
+
+fn link_key(tenant: &str, jti: &str) -> String {
+    format!("{tenant}\0{jti}")
+}
+
+fn scope_key(tenant: &str, scope: &Scope) -> String {
+    match scope {
+        Scope::Media(id) => format!("m\0{tenant}\0{id}"),
+        Scope::Inviter(id) => format!("i\0{tenant}\0{id}"),
+        Scope::Tenant => format!("t\0{tenant}"),
+    }
+}
+
+fn revoked_link_key(tenant: &str, jti: &str) -> String {
+    format!("x\0{tenant}\0{jti}")
+}
+
+impl Inner {
+    fn mark(&self, key: &str, now: i64) -> Option<i64> {
+        self.marks
+            .get(key)
+            .filter(|(_, keep)| *keep > now)
+            .map(|(v, _)| *v)
+    }
+
+    fn is_revoked(&self, link: &LinkRef<'_>, now: i64) -> bool {
+        if self
+            .mark(&revoked_link_key(link.tenant, link.jti), now)
+            .is_some()
+        {
+            return true;
+        }
+        [
+            Scope::Media(link.media_id.to_owned()),
+            Scope::Inviter(link.inviter_id.to_owned()),
+            Scope::Tenant,
+        ]
+        .iter()
+        .any(|scope| {
+            self.mark(&scope_key(link.tenant, scope), now)
+                .is_some_and(|before| link.iat <= before)
+        })
+    }
+
+    fn live_uses(&self, key: &str, now: i64) -> Option<&Uses> {
+        self.links
+            .get(key)
+            .filter(|(_, keep)| *keep > now)
+            .map(|(u, _)| u)
+    }
+
+    fn note_write(&mut self, now: i64) {
+        self.writes += 1;
+        if self.writes % SWEEP_EVERY_WRITES == 0 {
+            self.links.retain(|_, (_, keep)| *keep > now);
+            self.marks.retain(|_, (_, keep)| *keep > now);
+        }
+    }
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied step (each step is a
+        // single map operation), so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Entries held, links and markers (tests check that nothing is kept for unused links).
+    pub fn len(&self) -> usize {
+        let inner = self.lock();
+        inner.links.len() + inner.marks.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl UseStore for MemoryStore {
+    async fn redeem(&self, link: &LinkRef<'_>, device: &str) -> Result<Redemption, StoreError> {
+        let now = unix_now();
+        let mut inner = self.lock();
+        if inner.is_revoked(link, now) {
+            return Ok(Redemption::Revoked);
+        }
+        let key = link_key(link.tenant, link.jti);
+        if inner.live_uses(&key, now).is_none() {
+            inner.links.remove(&key);
+        }
+        let outcome = {
+            let (uses, _) = inner.links.entry(key).or_insert_with(|| {
+                let fresh = match link.max {
+                    UseLimit::Unlimited => Uses::Count(0),
+                    UseLimit::Limited(_) => Uses::Devices(HashSet::new()),
+                };
+                (fresh, link.keep_until)
+            });
+            match (uses, link.max) {
+                (Uses::Count(n), _) => {
+                    *n += 1;
+                    Redemption::Admitted {
+                        uses: *n,
+                        reentry: false,
+                    }
+                }
+                (Uses::Devices(devices), _) if devices.contains(device) => Redemption::Admitted {
+                    uses: devices.len() as u64,
+                    reentry: true,
+                },
+                (Uses::Devices(devices), UseLimit::Limited(max))
+                    if devices.len() as u64 >= u64::from(max.get()) =>
+                {
+                    Redemption::Exhausted {
+                        uses: devices.len() as u64,
+                    }
+                }
+                (Uses::Devices(devices), _) => {
+                    devices.insert(device.to_owned());
+                    Redemption::Admitted {
+                        uses: devices.len() as u64,
+                        reentry: false,
+                    }
+                }
+            }
+        };
+        inner.note_write(now);
+        Ok(outcome)
+    }
+
+    async fn status(
+        &self,
+        link: &LinkRef<'_>,
+        device: Option<&str>,
+    ) -> Result<LinkStatus, StoreError> {
+        let now = unix_now();
+        let inner = self.lock();
+        let uses = inner.live_uses(&link_key(link.tenant, link.jti), now);
+        Ok(LinkStatus {
+            revoked: inner.is_revoked(link, now),
+            uses: uses.map_or(0, Uses::count),
+            device_known: match (uses, device) {
+                (Some(Uses::Devices(devices)), Some(device)) => devices.contains(device),
+                _ => false,
+            },
+        })
+    }
+
+    async fn revoke_link(
+        &self,
+        tenant: &str,
+        jti: &str,
+        keep_until: i64,
+    ) -> Result<(), StoreError> {
+        let now = unix_now();
+        let mut inner = self.lock();
+        let entry = inner
+            .marks
+            .entry(revoked_link_key(tenant, jti))
+            .or_insert((1, keep_until));
+        entry.1 = entry.1.max(keep_until);
+        inner.note_write(now);
+        Ok(())
+    }
+
+    async fn revoke_scope(
+        &self,
+        tenant: &str,
+        scope: &Scope,
+        before: i64,
+        keep_until: i64,
+    ) -> Result<i64, StoreError> {
+        let now = unix_now();
+        let mut inner = self.lock();
+        let key = scope_key(tenant, scope);
+        let current = inner.mark(&key, now);
+        let effective = current.map_or(before, |c| c.max(before));
+        let keep = inner
+            .marks
+            .get(&key)
+            .map_or(keep_until, |(_, k)| (*k).max(keep_until));
+        inner.marks.insert(key, (effective, keep));
+        inner.note_write(now);
+        Ok(effective)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

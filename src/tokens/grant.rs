@@ -1,0 +1,147 @@
+//! Grants: short-lived `typ: grant+jwt` EdDSA tokens the platform verifies through the JWKS to
+//! open a session scoped to one entry and role.
+//!
+//! Signing is done here rather than through `jsonwebtoken::encode`, which re-parses the PKCS#8
+//! key on every call: on the redeem path that would double the cost of its largest operation.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Serialize};
+
+use super::keyring::Keyring;
+use super::{TokenError, check_compact_shape};
+
+/// `typ` header of grants.
+pub const GRANT_TYP: &str = "grant+jwt";
+
+/// Claims of a grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantClaims {
+    /// Issuer: the service.
+    pub iss: String,
+    /// The tenant's `grant_audience`.
+    pub aud: String,
+    /// Participant id: UUIDv5 of `invitetomedia:<tenant>:<lowercased email>`.
+    pub sub: String,
+    /// Grant id.
+    pub jti: String,
+    /// Issued at, unix seconds.
+    pub iat: i64,
+    /// Expiry, unix seconds (short).
+    pub exp: i64,
+    /// Tenant id.
+    pub tid: String,
+    /// Media entry id.
+    pub mid: String,
+    /// Media type.
+    pub mty: String,
+    /// Role on the entry.
+    pub role: String,
+    /// Participant's display name.
+    pub name: String,
+    /// Participant's email.
+    pub email: String,
+    /// The invite this grant was redeemed from.
+    pub ivt: String,
+}
+
+/// Signs a grant with the ring's signing key (EdDSA).
+pub fn sign_grant(ring: &Keyring, claims: &GrantClaims) -> Result<String, TokenError> {
+    let key = ring.signer();
+    let pair = key
+        .ed25519
+        .as_ref()
+        .ok_or(TokenError::Invalid("grant key is not EdDSA"))?;
+    let header = serde_json::json!({ "alg": "EdDSA", "typ": GRANT_TYP, "kid": key.kid });
+    let payload = serde_json::to_vec(claims).map_err(|_| TokenError::Invalid("claims"))?;
+    let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+    let signature = pair.sign(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+    Ok(token)
+}
+
+/// Verifies a grant as the platform would: `typ`, `kid`, EdDSA signature, `iss`, `aud` and
+/// `exp` with `leeway` seconds.
+pub fn verify_grant(
+    ring: &Keyring,
+    issuer: &str,
+    audiences: &[&str],
+    leeway: u64,
+    token: &str,
+) -> Result<GrantClaims, TokenError> {
+    check_compact_shape(token)?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("header"))?;
+    if header.typ.as_deref() != Some(GRANT_TYP) || header.alg != Algorithm::EdDSA {
+        return Err(TokenError::Invalid("typ or alg"));
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| ring.get(kid))
+        .ok_or(TokenError::Invalid("kid"))?;
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(audiences);
+    validation.leeway = leeway;
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<GrantClaims>(token, &key.decoding, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| TokenError::Invalid("signature or claims"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::keyring::Purpose;
+
+    fn claims(exp: i64) -> GrantClaims {
+        GrantClaims {
+            iss: "invitetomedia".into(),
+            aud: "demo-platform".into(),
+            sub: "s".into(),
+            jti: "j".into(),
+            iat: exp - 300,
+            exp,
+            tid: "demo".into(),
+            mid: "1_abc".into(),
+            mty: "room".into(),
+            role: "viewer".into(),
+            name: "Ada Lovelace".into(),
+            email: "ada@example.com".into(),
+            ivt: "i".into(),
+        }
+    }
+
+    #[test]
+    fn signed_grants_verify_with_jsonwebtoken() {
+        let ring = Keyring::from_settings(Purpose::Grant, &[]).unwrap();
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let token = sign_grant(&ring, &claims(now + 300)).unwrap();
+        assert_eq!(
+            verify_grant(&ring, "invitetomedia", &["demo-platform"], 0, &token).unwrap(),
+            claims(now + 300)
+        );
+        assert!(verify_grant(&ring, "invitetomedia", &["other"], 0, &token).is_err());
+        let expired = sign_grant(&ring, &claims(now - 120)).unwrap();
+        assert!(verify_grant(&ring, "invitetomedia", &["demo-platform"], 60, &expired).is_err());
+    }
+
+    #[test]
+    fn jwks_publishes_only_public_keys() {
+        let ring = Keyring::from_settings(Purpose::Grant, &[]).unwrap();
+        let jwks: serde_json::Value =
+            serde_json::from_str(&crate::tokens::jwks_json(&ring)).unwrap();
+        let key = &jwks["keys"][0];
+        assert_eq!(key["kty"], "OKP");
+        assert_eq!(key["crv"], "Ed25519");
+        assert_eq!(key["alg"], "EdDSA");
+        assert_eq!(key["use"], "sig");
+        assert!(key.get("d").is_none());
+        let x = URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap();
+        assert_eq!(x.len(), 32);
+    }
+}

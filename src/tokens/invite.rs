@@ -1,0 +1,306 @@
+//! Invite tokens: `typ: invite+jwt` JWTs whose invitee data is sealed with an AEAD, so a link
+//! that leaks through a proxy log or a chat preview reveals no personal data.
+
+use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Header;
+use serde::{Deserialize, Serialize};
+
+use super::keyring::{Key, Keyring, random_bytes};
+use super::{TokenError, check_compact_shape};
+
+/// `typ` header of invite tokens.
+pub const INVITE_TYP: &str = "invite+jwt";
+
+/// Claims of an invite token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteClaims {
+    /// Issuer: the service.
+    pub iss: String,
+    /// Audience: `invitetomedia:<tenant>`.
+    pub aud: String,
+    /// Invite id.
+    pub jti: String,
+    /// Issued at, unix seconds.
+    pub iat: i64,
+    /// Not before, unix seconds.
+    pub nbf: i64,
+    /// Expiry, unix seconds.
+    pub exp: i64,
+    /// Tenant id.
+    pub tid: String,
+    /// Media entry id.
+    pub mid: String,
+    /// Media type.
+    pub mty: String,
+    /// Invitee role.
+    pub role: String,
+    /// Use limit, `-1` unlimited.
+    pub max: i64,
+    /// Inviter's user id.
+    pub inv: String,
+    /// Sealed [`InvitePersonalData`], base64url(nonce ‖ ciphertext ‖ tag).
+    pub pii: String,
+}
+
+impl InviteClaims {
+    /// The audience an invite of `tenant` carries.
+    pub fn audience_for(tenant: &str) -> String {
+        format!("invitetomedia:{tenant}")
+    }
+}
+
+/// The personal data an invite carries, sealed inside the token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvitePersonalData {
+    /// Invited address; empty on an open link.
+    pub email: String,
+    /// Invitee's first name; empty on an open link.
+    pub first_name: String,
+    /// Invitee's last name; empty on an open link.
+    pub last_name: String,
+    /// Media title, for the landing page and the grant.
+    pub title: String,
+    /// Inviter's display name.
+    pub inviter_name: String,
+}
+
+impl InvitePersonalData {
+    /// Whether the link is open (not bound to an email).
+    pub fn is_open(&self) -> bool {
+        self.email.is_empty()
+    }
+
+    // Fields are validated free of control characters, so NUL separates them unambiguously.
+    fn encode(&self) -> Vec<u8> {
+        [
+            &self.email,
+            &self.first_name,
+            &self.last_name,
+            &self.title,
+            &self.inviter_name,
+        ]
+        .map(String::as_str)
+        .join("\0")
+        .into_bytes()
+    }
+
+    fn decode(bytes: Vec<u8>) -> Option<Self> {
+        let text = String::from_utf8(bytes).ok()?;
+        let mut parts = text.split('\0').map(str::to_owned);
+        let data = Self {
+            email: parts.next()?,
+            first_name: parts.next()?,
+            last_name: parts.next()?,
+            title: parts.next()?,
+            inviter_name: parts.next()?,
+        };
+        parts.next().is_none().then_some(data)
+    }
+}
+
+/// A verified invite: its claims and the key that signed it (to open the sealed data).
+#[derive(Debug)]
+pub struct VerifiedInvite<'k> {
+    /// The claims, signature, `typ`, `iss` and `aud` checked; time claims not yet.
+    pub claims: InviteClaims,
+    key: &'k Key,
+}
+
+impl VerifiedInvite<'_> {
+    /// Opens the sealed personal data.
+    pub fn personal_data(&self) -> Result<InvitePersonalData, TokenError> {
+        open(self.key, &self.claims.jti, &self.claims.pii)
+    }
+}
+
+/// Signs a new invite with the ring's signing key, sealing `personal` inside it.
+/// `claims.pii` is filled here.
+pub fn mint(
+    ring: &Keyring,
+    mut claims: InviteClaims,
+    personal: &InvitePersonalData,
+) -> Result<String, TokenError> {
+    let key = ring.signer();
+    claims.pii = seal(key, &claims.jti, personal)?;
+    let mut header = Header::new(key.alg);
+    header.typ = Some(INVITE_TYP.to_owned());
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, &claims, &key.encoding)
+        .map_err(|_| TokenError::Invalid("cannot sign"))
+}
+
+/// Verifies an invite in the fixed order: length cap, three segments, `typ`, no key-carrying
+/// headers, `kid` in the ring, `alg` equal to the key's, signature, `iss`, `aud` matching `tid`.
+/// Time claims are left to the caller, whose error precedence puts them after the module check.
+pub fn verify<'k>(
+    ring: &'k Keyring,
+    issuer: &str,
+    token: &str,
+) -> Result<VerifiedInvite<'k>, TokenError> {
+    check_compact_shape(token)?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("header"))?;
+    if header.typ.as_deref() != Some(INVITE_TYP) {
+        return Err(TokenError::Invalid("typ"));
+    }
+    if header.jku.is_some()
+        || header.x5u.is_some()
+        || header.jwk.is_some()
+        || header.x5c.is_some()
+        || header.crit.is_some()
+    {
+        return Err(TokenError::Invalid("key-carrying header"));
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| ring.get(kid))
+        .ok_or(TokenError::Invalid("kid"))?;
+    if header.alg != key.alg {
+        return Err(TokenError::Invalid("alg"));
+    }
+    let data = jsonwebtoken::decode::<InviteClaims>(token, &key.decoding, &key.validation)
+        .map_err(|_| TokenError::Invalid("signature or claims"))?;
+    let claims = data.claims;
+    if claims.iss != issuer {
+        return Err(TokenError::Invalid("iss"));
+    }
+    if claims.aud != InviteClaims::audience_for(&claims.tid) {
+        return Err(TokenError::Invalid("aud"));
+    }
+    Ok(VerifiedInvite { claims, key })
+}
+
+fn seal(key: &Key, jti: &str, personal: &InvitePersonalData) -> Result<String, TokenError> {
+    let nonce_bytes = random_bytes::<NONCE_LEN>();
+    let mut buffer = personal.encode();
+    key.aead
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce_bytes),
+            Aad::from(jti.as_bytes()),
+            &mut buffer,
+        )
+        .map_err(|_| TokenError::Invalid("cannot seal"))?;
+    let mut sealed = Vec::with_capacity(NONCE_LEN + buffer.len());
+    sealed.extend_from_slice(&nonce_bytes);
+    sealed.extend_from_slice(&buffer);
+    Ok(URL_SAFE_NO_PAD.encode(sealed))
+}
+
+fn open(key: &Key, jti: &str, sealed: &str) -> Result<InvitePersonalData, TokenError> {
+    let invalid = TokenError::Invalid("sealed data");
+    let mut bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| invalid)?;
+    if bytes.len() < NONCE_LEN {
+        return Err(invalid);
+    }
+    let mut ciphertext = bytes.split_off(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(&bytes).map_err(|_| invalid)?;
+    let plain_len = key
+        .aead
+        .open_in_place(nonce, Aad::from(jti.as_bytes()), &mut ciphertext)
+        .map_err(|_| invalid)?
+        .len();
+    ciphertext.truncate(plain_len);
+    InvitePersonalData::decode(ciphertext).ok_or(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{KeySettings, Secret};
+    use crate::tokens::keyring::Purpose;
+
+    fn ring(kid: &str, secret: &str) -> Keyring {
+        let settings = KeySettings {
+            kid: kid.into(),
+            alg: "HS256".into(),
+            secret: Secret::from(secret),
+            secret_file: None,
+            private_key_pem: Secret::default(),
+            private_key_file: None,
+        };
+        Keyring::from_settings(Purpose::Invite, &[settings]).unwrap()
+    }
+
+    fn claims() -> InviteClaims {
+        InviteClaims {
+            iss: "invitetomedia".into(),
+            aud: "invitetomedia:demo".into(),
+            jti: "abc".into(),
+            iat: 1,
+            nbf: 1,
+            exp: 2,
+            tid: "demo".into(),
+            mid: "1_abc".into(),
+            mty: "room".into(),
+            role: "viewer".into(),
+            max: 1,
+            inv: "prof1".into(),
+            pii: String::new(),
+        }
+    }
+
+    fn personal() -> InvitePersonalData {
+        InvitePersonalData {
+            email: "ada@example.com".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            title: "Weekly seminar".into(),
+            inviter_name: "Prof One".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_personal_data_out_of_the_token() {
+        let ring = ring("i1", &"k".repeat(32));
+        let token = mint(&ring, claims(), &personal()).unwrap();
+        for segment in token.split('.').take(2) {
+            let decoded =
+                String::from_utf8_lossy(&URL_SAFE_NO_PAD.decode(segment).unwrap()).to_string();
+            assert!(
+                !decoded.contains("ada")
+                    && !decoded.contains("Lovelace")
+                    && !decoded.contains("seminar"),
+                "{decoded}"
+            );
+        }
+        let verified = verify(&ring, "invitetomedia", &token).unwrap();
+        assert_eq!(verified.claims.mid, "1_abc");
+        assert_eq!(verified.personal_data().unwrap(), personal());
+    }
+
+    #[test]
+    fn sealed_data_is_bound_to_its_token_id() {
+        let ring = ring("i1", &"k".repeat(32));
+        let key = ring.signer();
+        let sealed = seal(key, "jti-1", &personal()).unwrap();
+        assert!(open(key, "jti-1", &sealed).is_ok());
+        assert!(open(key, "jti-2", &sealed).is_err());
+    }
+
+    #[test]
+    fn another_key_with_the_same_kid_fails() {
+        let token = mint(&ring("i1", &"a".repeat(32)), claims(), &personal()).unwrap();
+        let err = verify(&ring("i1", &"b".repeat(32)), "invitetomedia", &token).unwrap_err();
+        assert_eq!(err, TokenError::Invalid("signature or claims"));
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked() {
+        let ring = ring("i1", &"k".repeat(32));
+        let token = mint(&ring, claims(), &personal()).unwrap();
+        assert_eq!(
+            verify(&ring, "someone-else", &token).unwrap_err(),
+            TokenError::Invalid("iss")
+        );
+        let mut other = claims();
+        other.aud = "invitetomedia:acme".into();
+        let token = mint(&ring, other, &personal()).unwrap();
+        assert_eq!(
+            verify(&ring, "invitetomedia", &token).unwrap_err(),
+            TokenError::Invalid("aud")
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! Signing keys by `kid`, parsed once at start-up. The first key of a ring signs; every key
+//! verifies, which is how keys rotate without downtime.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_lc_rs::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
+use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+
+use crate::settings::{ConfigError, KeySettings, read_key_file};
+
+/// Shortest HS256 secret accepted, bytes (the HMAC-SHA256 block-size half; RFC 7518 §3.2).
+const MIN_HS256_SECRET: usize = 32;
+
+/// What a keyring signs; decides which algorithms are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Invite tokens: HS256 (the issuer is the verifier) or EdDSA.
+    Invite,
+    /// Grants: EdDSA only, because the platform verifies them with the public key.
+    Grant,
+}
+
+impl Purpose {
+    fn section(self) -> &'static str {
+        match self {
+            Self::Invite => "keys.invite",
+            Self::Grant => "keys.grant",
+        }
+    }
+}
+
+/// One key: its id, pinned algorithm and the material prepared for every use.
+pub struct Key {
+    /// Key id, carried in token headers.
+    pub kid: String,
+    /// The only algorithm this key accepts.
+    pub alg: Algorithm,
+    /// For jsonwebtoken signing (invites).
+    pub(crate) encoding: EncodingKey,
+    /// For jsonwebtoken verification.
+    pub(crate) decoding: DecodingKey,
+    /// Validation pinned to this key's algorithm; time and audience are checked by the caller,
+    /// in the order the product defines.
+    pub(crate) validation: Validation,
+    /// The Ed25519 pair, kept parsed so a grant signature costs one signing operation.
+    pub(crate) ed25519: Option<Ed25519KeyPair>,
+    /// AEAD key for the invitee's personal data inside invite tokens, derived from this key.
+    pub(crate) aead: LessSafeKey,
+}
+
+impl fmt::Debug for Key {
+    // Key material never prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Key {
+    /// The raw Ed25519 public key, base64url (JWK `x`), for EdDSA keys.
+    pub fn public_x(&self) -> Option<String> {
+        self.ed25519
+            .as_ref()
+            .map(|pair| URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()))
+    }
+
+    fn hs256(kid: &str, secret: &[u8]) -> Self {
+        Self::assemble(
+            kid,
+            Algorithm::HS256,
+            EncodingKey::from_secret(secret),
+            DecodingKey::from_secret(secret),
+            None,
+            secret,
+        )
+    }
+
+    fn ed25519(kid: &str, pkcs8: &[u8]) -> Result<Self, &'static str> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map_err(|_| "is not an Ed25519 PKCS#8 private key")?;
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let decoding =
+            DecodingKey::from_ed_components(&x).map_err(|_| "has an unusable public key")?;
+        // The PKCS#8 document contains the private seed: it is the secret the AEAD key derives from.
+        Ok(Self::assemble(
+            kid,
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_der(pkcs8),
+            decoding,
+            Some(pair),
+            pkcs8,
+        ))
+    }
+
+    fn assemble(
+        kid: &str,
+        alg: Algorithm,
+        encoding: EncodingKey,
+        decoding: DecodingKey,
+        ed25519: Option<Ed25519KeyPair>,
+        ikm: &[u8],
+    ) -> Self {
+        let mut validation = Validation::new(alg);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        validation.leeway = 0;
+        // A distinct derived key: the same secret never serves as both MAC key and cipher key.
+        let prk = Salt::new(HKDF_SHA256, b"invitetomedia/invite-pii/v1").extract(ikm);
+        let info = [kid.as_bytes()];
+        let okm = prk
+            .expand(&info, &AES_256_GCM)
+            .expect("AES-256 key length is valid for HKDF-SHA256");
+        let aead = LessSafeKey::new(UnboundKey::from(okm));
+        Self {
+            kid: kid.to_owned(),
+            alg,
+            encoding,
+            decoding,
+            validation,
+            ed25519,
+            aead,
+        }
+    }
+}
+
+/// Keys by id; the first signs.
+#[derive(Debug)]
+pub struct Keyring {
+    keys: Vec<Key>,
+    by_kid: HashMap<String, usize>,
+    /// Whether the keys were generated at start-up (no keys configured).
+    pub ephemeral: bool,
+}
+
+impl Keyring {
+    /// Builds a ring from configuration. With no keys configured, one ephemeral key is
+    /// generated (the caller warns; production configurations refuse this earlier).
+    pub fn from_settings(
+        purpose: Purpose,
+        configured: &[KeySettings],
+    ) -> Result<Self, ConfigError> {
+        if configured.is_empty() {
+            let key = match purpose {
+                Purpose::Invite => Key::hs256("ephemeral-invite", &random_bytes::<32>()),
+                Purpose::Grant => {
+                    let pkcs8 =
+                        Ed25519KeyPair::generate_pkcs8v1(&aws_lc_rs::rand::SystemRandom::new())
+                            .map_err(|_| {
+                                ConfigError::new(
+                                    purpose.section(),
+                                    "cannot generate an ephemeral key",
+                                )
+                            })?;
+                    Key::ed25519("ephemeral-grant", pkcs8.as_ref())
+                        .map_err(|p| ConfigError::new(purpose.section(), p))?
+                }
+            };
+            return Ok(Self::new(vec![key], true));
+        }
+        let mut keys = Vec::with_capacity(configured.len());
+        for (index, settings) in configured.iter().enumerate() {
+            let key = load_key(purpose, index, settings)?;
+            if keys.iter().any(|k: &Key| k.kid == key.kid) {
+                return Err(ConfigError::new(
+                    format!("{}[{index}].kid", purpose.section()),
+                    "kids must be unique",
+                ));
+            }
+            keys.push(key);
+        }
+        Ok(Self::new(keys, false))
+    }
+
+    fn new(keys: Vec<Key>, ephemeral: bool) -> Self {
+        let by_kid = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.kid.clone(), i))
+            .collect();
+        Self {
+            keys,
+            by_kid,
+            ephemeral,
+        }
+    }
+
+    /// The key that signs new tokens.
+    pub fn signer(&self) -> &Key {
+        &self.keys[0]
+    }
+
+    /// The key with this id, if the ring holds it. Keys are never fetched from elsewhere.
+    pub fn get(&self, kid: &str) -> Option<&Key> {
+        self.by_kid.get(kid).map(|&i| &self.keys[i])
+    }
+
+    /// Every key, signer first.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+}
+
+fn load_key(purpose: Purpose, index: usize, settings: &KeySettings) -> Result<Key, ConfigError> {
+    let field = |name: &str| format!("{}[{index}].{name}", purpose.section());
+    let kid = settings.kid.trim();
+    if kid.is_empty() || kid.len() > 64 || !kid.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            field("kid"),
+            "must be 1 to 64 printable characters",
+        ));
+    }
+    match (purpose, settings.alg.as_str()) {
+        (Purpose::Invite, "HS256") => {
+            let secret = match (&settings.secret, &settings.secret_file) {
+                (s, None) if !s.is_empty() => s.expose().to_owned(),
+                (s, Some(path)) if s.is_empty() => read_key_file(&field("secret_file"), path)?,
+                _ => {
+                    return Err(ConfigError::new(
+                        field("secret"),
+                        "give exactly one of secret or secret_file",
+                    ));
+                }
+            };
+            let secret = secret.trim();
+            if secret.len() < MIN_HS256_SECRET {
+                return Err(ConfigError::new(
+                    field("secret"),
+                    "an HS256 secret must be at least 32 bytes",
+                ));
+            }
+            Ok(Key::hs256(kid, secret.as_bytes()))
+        }
+        (_, "EdDSA") => {
+            let pem = match (&settings.private_key_pem, &settings.private_key_file) {
+                (p, None) if !p.is_empty() => p.expose().to_owned(),
+                (p, Some(path)) if p.is_empty() => read_key_file(&field("private_key_file"), path)?,
+                _ => {
+                    return Err(ConfigError::new(
+                        field("private_key_pem"),
+                        "give exactly one of private_key_pem or private_key_file",
+                    ));
+                }
+            };
+            let der = pem_to_der(&pem).ok_or_else(|| {
+                ConfigError::new(field("private_key_pem"), "is not a PEM PRIVATE KEY block")
+            })?;
+            Key::ed25519(kid, &der).map_err(|p| ConfigError::new(field("private_key_pem"), p))
+        }
+        (Purpose::Invite, _) => Err(ConfigError::new(field("alg"), "must be HS256 or EdDSA")),
+        (Purpose::Grant, _) => Err(ConfigError::new(field("alg"), "must be EdDSA")),
+    }
+}
+
+/// Decodes a `-----BEGIN PRIVATE KEY-----` block.
+fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+    let body = pem
+        .trim()
+        .strip_prefix("-----BEGIN PRIVATE KEY-----")?
+        .strip_suffix("-----END PRIVATE KEY-----")?;
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    STANDARD.decode(b64).ok()
+}
+
+/// Encodes PKCS#8 DER as a PEM `PRIVATE KEY` block.
+pub fn der_to_pem(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
+/// Cryptographically random bytes.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
+    bytes
+}
+
+/// A random URL-safe id of 128 bits (22 characters): token ids and generated device ids.
+pub fn random_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
+/// A new key for `invitetomedia keygen`: an HS256 secret, or an Ed25519 PKCS#8 PEM.
+pub fn generate(alg: &str) -> Result<String, String> {
+    match alg {
+        "HS256" => Ok(URL_SAFE_NO_PAD.encode(random_bytes::<48>())),
+        "EdDSA" => Ed25519KeyPair::generate_pkcs8v1(&aws_lc_rs::rand::SystemRandom::new())
+            .map(|doc| der_to_pem(doc.as_ref()))
+            .map_err(|_| "cannot generate a key".to_owned()),
+        other => Err(format!("unknown algorithm {other:?}: use HS256 or EdDSA")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Secret;
+
+    fn key(kid: &str, alg: &str, secret: &str, pem: &str) -> KeySettings {
+        KeySettings {
+            kid: kid.into(),
+            alg: alg.into(),
+            secret: Secret::from(secret),
+            secret_file: None,
+            private_key_pem: Secret::from(pem),
+            private_key_file: None,
+        }
+    }
+
+    #[test]
+    fn configured_keys_parse_and_rotate() {
+        let pem = generate("EdDSA").unwrap();
+        let ring = Keyring::from_settings(
+            Purpose::Invite,
+            &[
+                key("new", "EdDSA", "", &pem),
+                key("old", "HS256", &"s".repeat(32), ""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(ring.signer().kid, "new");
+        assert_eq!(ring.get("old").unwrap().alg, Algorithm::HS256);
+        assert!(ring.get("missing").is_none());
+        assert!(!ring.ephemeral);
+    }
+
+    #[test]
+    fn bad_keys_are_config_errors_naming_the_key() {
+        let pem = generate("EdDSA").unwrap();
+        let cases = [
+            (
+                Purpose::Invite,
+                key("i1", "HS256", "too short", ""),
+                "keys.invite[0].secret",
+            ),
+            (
+                Purpose::Invite,
+                key("i1", "HS256", "", ""),
+                "keys.invite[0].secret",
+            ),
+            (
+                Purpose::Invite,
+                key("i1", "RS256", "", ""),
+                "keys.invite[0].alg",
+            ),
+            (
+                Purpose::Grant,
+                key("g1", "HS256", &"s".repeat(40), ""),
+                "keys.grant[0].alg",
+            ),
+            (
+                Purpose::Grant,
+                key(
+                    "g1",
+                    "EdDSA",
+                    "",
+                    "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+                ),
+                "keys.grant[0].private_key_pem",
+            ),
+            (
+                Purpose::Grant,
+                key("", "EdDSA", "", &pem),
+                "keys.grant[0].kid",
+            ),
+        ];
+        for (purpose, settings, expected) in cases {
+            let err = Keyring::from_settings(purpose, &[settings]).unwrap_err();
+            assert_eq!(err.key, expected, "{err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_kids_are_refused() {
+        let s = "s".repeat(32);
+        let err = Keyring::from_settings(
+            Purpose::Invite,
+            &[key("a", "HS256", &s, ""), key("a", "HS256", &s, "")],
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "keys.invite[1].kid");
+    }
+
+    #[test]
+    fn debug_never_shows_material() {
+        let ring = Keyring::from_settings(
+            Purpose::Invite,
+            &[key(
+                "i1",
+                "HS256",
+                "super-secret-value-that-is-long-enough",
+                "",
+            )],
+        )
+        .unwrap();
+        let printed = format!("{ring:?}");
+        assert!(printed.contains("i1"));
+        assert!(!printed.contains("super-secret"));
+    }
+}

@@ -1,0 +1,82 @@
+//! Tokens: the keyring, invite tokens, grants and the JWKS that publishes grant keys.
+
+pub mod grant;
+pub mod invite;
+pub mod keyring;
+
+pub use grant::{GrantClaims, sign_grant, verify_grant};
+pub use invite::{InviteClaims, InvitePersonalData, VerifiedInvite};
+pub use keyring::{Keyring, Purpose, random_id};
+
+/// Longest token accepted, bytes; anything longer is refused before any parsing.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Too long, or not three base64url segments: 400 `malformed_token`.
+    Malformed,
+    /// Anything else (header, key, algorithm, signature, claims): 401 `invalid_token`. The
+    /// reason is for logs only; clients learn nothing about which check failed.
+    Invalid(&'static str),
+}
+
+/// The cheap structural checks that come before any decoding: the length cap and three
+/// non-empty base64url segments.
+pub fn check_compact_shape(token: &str) -> Result<(), TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let mut segments = 0;
+    for segment in token.split('.') {
+        segments += 1;
+        if segment.is_empty()
+            || !segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(TokenError::Malformed);
+        }
+    }
+    if segments != 3 {
+        return Err(TokenError::Malformed);
+    }
+    Ok(())
+}
+
+/// The JWKS document of the grant keys: every EdDSA public key, never a secret.
+pub fn jwks_json(ring: &Keyring) -> String {
+    let keys: Vec<serde_json::Value> = ring
+        .keys()
+        .iter()
+        .filter_map(|key| {
+            key.public_x().map(|x| {
+                serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": key.kid, "use": "sig", "alg": "EdDSA" })
+            })
+        })
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_shape() {
+        let long = format!("a.{}.c", "b".repeat(MAX_TOKEN_LEN));
+        let cases: [(&str, bool); 8] = [
+            ("a.b.c", true),
+            ("a.b", false),
+            ("a.b.c.d", false),
+            ("a..c", false),
+            ("a.b.c=", false),
+            ("a.b+.c", false),
+            ("a.b. c", false),
+            (&long, false),
+        ];
+        for (token, ok) in cases {
+            assert_eq!(check_compact_shape(token).is_ok(), ok, "{token:.20}");
+        }
+    }
+}
