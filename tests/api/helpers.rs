@@ -1,0 +1,427 @@
+//! Test harness: a real `redis-server` on a free port, the real app on port 0, and a client
+//! with one helper per endpoint. Set `TEST_LOG=1` to see the service's logs.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use invitetomedia::settings::{LoadOptions, Settings};
+use invitetomedia::startup::Application;
+use invitetomedia::state::AppState;
+use invitetomedia::tokens::random_id;
+use serde_json::{Value, json};
+
+/// The demo tenant's API key (config/default.toml).
+pub const DEMO_KEY: &str = "demo-api-key";
+/// The acme tenant's API key (open links, unlimited uses, listed inviters).
+pub const ACME_KEY: &str = "acme-test-key";
+/// The off tenant's API key (module disabled).
+pub const OFF_KEY: &str = "off-test-key";
+/// The invite HMAC secret tests sign their own tokens with.
+pub const INVITE_SECRET: &str = "test-invite-secret-0123456789abcdef";
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` of the test's own, killed on drop (and by a watchdog if the test process
+/// dies first).
+pub struct RedisServer {
+    /// Its port.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers.
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts a server on `port` and waits until it answers.
+    pub fn start_on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--maxmemory-policy", "noeviction"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (the README's test command installs it)");
+        let watchdog = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {} 2>/dev/null",
+            std::process::id(),
+            child.id()
+        );
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self {
+            port,
+            child: Some(child),
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// `redis://` URL of the server.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(client) = redis::Client::open(self.url())
+                && let Ok(mut conn) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    /// Stops the server (an outage).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A synchronous connection, to look at keys.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One Redis for every test of the process; tests keep apart by key prefix.
+pub fn shared_redis() -> &'static RedisServer {
+    static REDIS: OnceLock<RedisServer> = OnceLock::new();
+    REDIS.get_or_init(RedisServer::start)
+}
+
+/// Signing keys shared by every app of the process, so several instances accept each
+/// other's links.
+fn grant_pem() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| invitetomedia::tokens::keyring::generate("EdDSA").unwrap())
+}
+
+/// Which store an app uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// In-process.
+    Memory,
+    /// The shared Redis.
+    Redis,
+}
+
+/// The test configuration layered over config/default.toml.
+pub fn test_toml(backend: Backend, redis_url: &str, prefix: &str, extra: &str) -> String {
+    let backend = match backend {
+        Backend::Memory => "memory",
+        Backend::Redis => "redis",
+    };
+    format!(
+        r#"
+[server]
+port = 0
+public_base_url = "https://invites.example.test"
+[store]
+backend = "{backend}"
+redis_url = "{redis_url}"
+key_prefix = "{prefix}"
+[keys]
+invite = [ {{ kid = "i1", alg = "HS256", secret = "{INVITE_SECRET}" }} ]
+grant = [ {{ kid = "g1", alg = "EdDSA", private_key_pem = """{pem}""" }} ]
+[tenants.acme]
+name = "Acme College"
+api_keys = ["{acme}"]
+accept_url = "https://platform.acme.test/accept"
+grant_audience = "acme-platform"
+[tenants.acme.invitetomedia]
+enable = true
+LinkDuration = 60
+LinkReusability = -1
+AllowedUsers = {{ users = ["alice"], groups = ["faculty"] }}
+inviteEmailTemplate = ""
+RestrictNewUserDomains = ["sso.example"]
+AllowOpenLinks = true
+[tenants.off]
+name = "Off Site"
+api_keys = ["{off}"]
+accept_url = "https://off.test/accept"
+grant_audience = "off-platform"
+[tenants.off.invitetomedia]
+enable = false
+{extra}
+"#,
+        pem = grant_pem(),
+        acme = invitetomedia::state::hash_api_key(ACME_KEY),
+        off = invitetomedia::state::hash_api_key(OFF_KEY),
+    )
+}
+
+/// Loads settings the way the binary does, with the test layer and no process environment.
+pub fn load_settings(toml: &str) -> Settings {
+    Settings::load(&LoadOptions {
+        config_dir: "config".into(),
+        app_env: "test".into(),
+        extra_file: None,
+        extra_toml: Some(toml.to_owned()),
+        env: Some(Default::default()),
+    })
+    .expect("test settings are valid")
+}
+
+/// A running app and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// HTTP client (no proxy, no redirects).
+    pub client: reqwest::Client,
+    /// The app's shared state.
+    pub state: actix_web::web::Data<AppState>,
+}
+
+/// Starts an app on the memory store.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Backend::Memory, "").await
+}
+
+/// Starts an app on the shared Redis with its own key prefix.
+pub async fn spawn_redis_app() -> TestApp {
+    spawn_with(Backend::Redis, "").await
+}
+
+/// Starts an app on `backend` with extra TOML layered last.
+pub async fn spawn_with(backend: Backend, extra: &str) -> TestApp {
+    let prefix = format!("t{}", &random_id()[..10]);
+    let url = if backend == Backend::Redis {
+        shared_redis().url()
+    } else {
+        "redis://127.0.0.1:1".to_owned()
+    };
+    spawn_configured(&test_toml(backend, &url, &prefix, extra)).await
+}
+
+/// Starts an app from a full test configuration.
+pub async fn spawn_configured(toml: &str) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        invitetomedia::telemetry::init(false);
+    }
+    let app = Application::build(load_settings(toml))
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        client,
+        state,
+    }
+}
+
+/// A valid create body for the demo tenant; tests change what they need.
+pub fn invite_body() -> Value {
+    json!({
+        "media": { "id": "1_abc", "type": "room", "title": "Weekly seminar" },
+        "inviter": { "id": "prof1", "name": "Prof One", "role": "privateOnlyRole", "groups": ["faculty"], "permission": "owner" },
+        "invitee": { "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "role": "viewer" }
+    })
+}
+
+/// A response: status and JSON body (Null when the body is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body as JSON.
+    pub body: Value,
+}
+
+impl Reply {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        Self {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The problem `code`.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestApp {
+    /// POST JSON with an optional API key.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Reply {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// POST a raw body.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// GET with an optional API key.
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// GET, the body as text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// DELETE with an API key.
+    pub async fn delete(&self, path: &str, key: &str) -> Reply {
+        Reply::from(
+            self.client
+                .delete(format!("{}{path}", self.address))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// `POST /v1/invites` as the demo tenant.
+    pub async fn create(&self, body: &Value) -> Reply {
+        self.post("/v1/invites", Some(DEMO_KEY), body).await
+    }
+
+    /// Creates a link with `key`, asserting 201, and returns its token.
+    pub async fn create_token_as(&self, key: &str, body: &Value) -> String {
+        let reply = self.post("/v1/invites", Some(key), body).await;
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        reply.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a demo link from `invite_body()` with `changes` merged in, returning its token.
+    pub async fn create_token(&self, changes: Value) -> String {
+        let mut body = invite_body();
+        merge(&mut body, changes);
+        self.create_token_as(DEMO_KEY, &body).await
+    }
+
+    /// `POST /v1/redeem`.
+    pub async fn redeem(&self, body: &Value) -> Reply {
+        self.post("/v1/redeem", None, body).await
+    }
+
+    /// Redeems `token` as ada from `device`.
+    pub async fn redeem_as(&self, token: &str, device: &str) -> Reply {
+        self.redeem(&json!({ "token": token, "email": "ada@example.com", "device_id": device }))
+            .await
+    }
+
+    /// `POST /v1/invites/introspect` as the demo tenant.
+    pub async fn introspect(&self, token: &str) -> Reply {
+        self.post(
+            "/v1/invites/introspect",
+            Some(DEMO_KEY),
+            &json!({ "token": token }),
+        )
+        .await
+    }
+}
+
+/// Deep-merges `changes` into `target` (null removes a key).
+pub fn merge(target: &mut Value, changes: Value) {
+    match (target, changes) {
+        (Value::Object(t), Value::Object(c)) => {
+            for (k, v) in c {
+                if v.is_null() {
+                    t.remove(&k);
+                } else {
+                    merge(t.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, c) => *t = c,
+    }
+}
+
+/// A device id of the right shape, distinct per `n`.
+pub fn device(n: usize) -> String {
+    format!("device-{n:012}")
+}

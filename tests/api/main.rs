@@ -1,0 +1,32 @@
+//! Integration tests: the real app over real HTTP, on the memory store and on a real Redis.
+
+mod helpers;
+
+mod concurrency;
+mod config;
+mod create;
+mod ops;
+mod outage;
+mod redeem;
+mod revocation;
+mod store;
+mod tokens;
+
+/// Declares one `#[tokio::test]` per backend for an `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn memory() {
+                    super::$name($crate::helpers::Backend::Memory).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    super::$name($crate::helpers::Backend::Redis).await;
+                }
+            }
+        )+
+    };
+}

@@ -1,0 +1,67 @@
+//! Redis goes away and comes back: redeem fails closed within the store timeout, creating keeps
+//! working, readiness follows the store, and the service recovers by itself.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_closed_and_recovers() {
+    let mut redis = RedisServer::start();
+    let prefix = format!("o{}", &invitetomedia::tokens::random_id()[..8]);
+    let app = spawn_configured(&test_toml(Backend::Redis, &redis.url(), &prefix, "")).await;
+    let token = app
+        .create_token(json!({ "media": { "id": "outage" } }))
+        .await;
+    assert_eq!(app.get("/readyz", None).await.status, 200);
+
+    redis.stop();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let reply = app.redeem_as(&token, &device(1)).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (503, "store_unavailable"),
+            "{:?}",
+            reply.body
+        );
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert!(reply.body.get("grant").is_none());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(app.get("/readyz", None).await.status, 503);
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+    let created = app.create(&invite_body()).await;
+    assert_eq!(created.status, 201, "creating needs no store");
+    let metrics = app.get_text("/metrics").await.1;
+    assert!(
+        metrics.contains("invitetomedia_store_errors_total{op=\"redeem\"}"),
+        "{metrics}"
+    );
+
+    let _back = RedisServer::start_on(redis.port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = app.redeem_as(&token, &device(1)).await;
+        if reply.status == 200 {
+            assert_eq!(
+                reply.body["reentry"], false,
+                "the failed attempts consumed nothing"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not recover: {:?}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.get("/readyz", None).await.status, 200);
+}
