@@ -92,7 +92,7 @@ impl Inner {
 
     fn note_write(&mut self, now: i64) {
         self.writes += 1;
-        if self.writes % SWEEP_EVERY_WRITES == 0 {
+        if self.writes.is_multiple_of(SWEEP_EVERY_WRITES) {
             self.links.retain(|_, (_, keep)| *keep > now);
             self.marks.retain(|_, (_, keep)| *keep > now);
         }

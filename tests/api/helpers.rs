@@ -45,6 +45,8 @@ impl RedisServer {
     }
 
     /// Starts a server on `port` and waits until it answers.
+    // The watchdog outlives its handle on purpose: it kills the server if the test process dies.
+    #[allow(clippy::zombie_processes)]
     pub fn start_on(port: u16) -> Self {
         let child = Command::new("redis-server")
             .args([
