@@ -110,6 +110,33 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): it accepts connections but answers nothing, like an
+    /// overloaded or partitioned Redis.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("server running")
+            .id()
+            .to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
     /// A synchronous connection, to look at keys.
     pub fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url())

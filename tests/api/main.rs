@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod cli;
 mod concurrency;
 mod config;
 mod create;

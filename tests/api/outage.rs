@@ -65,3 +65,40 @@ async fn redis_outage_fails_closed_and_recovers() {
     }
     assert_eq!(app.get("/readyz", None).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_is_bounded_by_the_store_timeout() {
+    let redis = RedisServer::start();
+    let prefix = format!("f{}", &invitetomedia::tokens::random_id()[..8]);
+    let app = spawn_configured(&test_toml(Backend::Redis, &redis.url(), &prefix, "")).await;
+    let token = app.create_token(json!({})).await;
+    assert_eq!(app.get("/readyz", None).await.status, 200);
+
+    redis.pause();
+    let started = Instant::now();
+    let reply = app.redeem_as(&token, &device(1)).await;
+    let elapsed = started.elapsed();
+    assert_eq!((reply.status, reply.code()), (503, "store_unavailable"));
+    assert!(
+        elapsed < Duration::from_millis(1000),
+        "a 250 ms store timeout answered in {elapsed:?}"
+    );
+    assert_eq!(app.get("/readyz", None).await.status, 503);
+    redis.resume();
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = app.redeem_as(&token, &device(1)).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not recover: {:?}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // If the frozen attempt was applied after all, it was this device's: still one use.
+    assert_eq!(app.introspect(&token).await.body["uses"], 1);
+}
