@@ -14,6 +14,7 @@
 //! - [`domain`]: pure rules, no I/O: roles, module policy, email addresses and domains.
 //! - [`tokens`]: the keyring, invite tokens, grants and the JWKS.
 //! - [`store`]: use counters and revocations: in memory or in Redis, one atomic step each.
+//! - [`email`]: invite email templates and transports (log, HTTP relay).
 //! - [`service`]: the invite operations (create, redeem, introspect, revoke) over tokens and store.
 //! - [`routes`]: HTTP handlers, one file per endpoint group.
 //! - [`error`]: the one API error type and its problem+json form.
@@ -26,6 +27,7 @@
 
 pub mod cli;
 pub mod domain;
+pub mod email;
 pub mod error;
 pub mod metrics;
 pub mod routes;

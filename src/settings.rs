@@ -298,6 +298,9 @@ pub struct TenantSettings {
     pub accept_url: String,
     /// `aud` of this tenant's grants.
     pub grant_audience: String,
+    /// Language of invite emails when a request names none (else `en`).
+    #[serde(default)]
+    pub default_language: Option<String>,
     /// The admin console's module settings.
     #[serde(default)]
     pub invitetomedia: ModuleTable,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use aws_lc_rs::digest::{SHA256, digest};
 
 use crate::domain::ModuleSettings;
+use crate::email::Mailer;
 use crate::metrics::Metrics;
 use crate::settings::{ConfigError, Settings};
 use crate::store::Store;
@@ -22,6 +23,8 @@ pub struct Tenant {
     pub accept_url: String,
     /// `aud` of grants.
     pub grant_audience: String,
+    /// Language of invite emails when a request names none.
+    pub default_language: Option<String>,
     /// Module settings.
     pub module: ModuleSettings,
 }
@@ -41,6 +44,8 @@ pub struct AppState {
     pub grant_keys: Keyring,
     /// Use counters and revocations.
     pub store: Store,
+    /// Email templates and transport.
+    pub mailer: Mailer,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// The JWKS document, rendered once.
@@ -55,6 +60,7 @@ impl AppState {
         grant_keys: Keyring,
         store: Store,
     ) -> Result<Self, ConfigError> {
+        let mailer = Mailer::from_settings(&settings)?;
         let mut tenants = HashMap::new();
         let mut api_keys = Vec::new();
         for (id, t) in &settings.tenants {
@@ -63,6 +69,7 @@ impl AppState {
                 name: t.name.trim().to_owned(),
                 accept_url: t.accept_url.clone(),
                 grant_audience: t.grant_audience.clone(),
+                default_language: t.default_language.clone(),
                 module: t.module_settings(id)?,
             });
             for hash in &t.api_keys {
@@ -82,6 +89,7 @@ impl AppState {
             invite_keys,
             grant_keys,
             store,
+            mailer,
             metrics: Metrics::default(),
             jwks,
         })

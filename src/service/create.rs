@@ -8,7 +8,9 @@ use crate::domain::invite::{FieldErrors, display_text, identifier};
 use crate::domain::{
     EmailAddress, EntryPermission, InviteeRole, Inviter, MediaType, PlatformRole, UseLimit,
 };
+use crate::email::{Message, TemplateValues};
 use crate::error::ApiError;
+use crate::metrics::TenantOutcome;
 use crate::state::{AppState, Tenant};
 use crate::store::unix_now;
 use crate::tokens::{InviteClaims, InvitePersonalData, MAX_TOKEN_LEN, invite, random_id};
@@ -142,6 +144,7 @@ struct NewInvite {
     duration_minutes: u32,
     max: UseLimit,
     send_email: bool,
+    language: Option<String>,
 }
 
 /// Creates an invite link for `tenant`.
@@ -189,8 +192,9 @@ pub async fn create(
             "names and title are too long to fit in a link; shorten them",
         ));
     }
+    let url = format!("{}/i/{token}", state.settings.server.public_base_url);
     let email = if new.send_email {
-        EmailStatus::failed("not implemented yet")
+        send_email(state, tenant, &new, &url, &token, &jti, exp).await
     } else {
         EmailStatus::not_requested()
     };
@@ -203,7 +207,7 @@ pub async fn create(
         .inc();
     tracing::info!(tenant = %tenant.id, jti = %jti, media_id = %new.media_id, role = %new.role, max_uses = new.max.as_i64(), "invite created");
     Ok(CreatedInvite {
-        url: format!("{}/i/{token}", state.settings.server.public_base_url),
+        url,
         id: jti,
         token,
         media_id: new.media_id,
@@ -212,6 +216,64 @@ pub async fn create(
         expires_at: rfc3339(exp),
         email,
     })
+}
+
+/// Renders the tenant's template for the invitee and sends it. The link exists whatever
+/// happens here: a failure is reported in `email.status`, never as an error.
+async fn send_email(
+    state: &AppState,
+    tenant: &Tenant,
+    new: &NewInvite,
+    url: &str,
+    token: &str,
+    jti: &str,
+    exp: i64,
+) -> EmailStatus {
+    let name = &tenant.module.invite_email_template;
+    let Some(template) = state.mailer.template(name) else {
+        return EmailStatus::failed(format!("the email template {name:?} is not loaded"));
+    };
+    let language =
+        template.pick_language(new.language.as_deref(), tenant.default_language.as_deref());
+    let p = &new.personal;
+    let values = TemplateValues {
+        url: url.to_owned(),
+        first_name: p.first_name.clone(),
+        last_name: p.last_name.clone(),
+        email: p.email.clone(),
+        title: p.title.clone(),
+        inviter: p.inviter_name.clone(),
+        role: new.role.as_str().to_owned(),
+        expires: exp,
+    };
+    let outcome = match template.render(language, &values) {
+        Ok(content) => {
+            let message = Message {
+                to_email: &p.email,
+                to_name: format!("{} {}", p.first_name, p.last_name),
+                content,
+                token,
+                jti,
+            };
+            state.mailer.send(&message).await.map_err(|e| e.0)
+        }
+        Err(problem) => Err(format!(
+            "the email template {name:?} could not be rendered: {problem}"
+        )),
+    };
+    let (status, label) = match outcome {
+        Ok(()) => (EmailStatus::sent(), "sent"),
+        Err(detail) => (EmailStatus::failed(detail), "failed"),
+    };
+    state
+        .metrics
+        .emails
+        .get_or_create(&TenantOutcome {
+            tenant: tenant.id.clone(),
+            outcome: label.to_owned(),
+        })
+        .inc();
+    status
 }
 
 /// Turns the request into a [`NewInvite`], reporting every bad field at once.
@@ -378,6 +440,7 @@ fn validate(tenant: &Tenant, request: CreateInviteRequest) -> Result<NewInvite, 
         duration_minutes,
         max,
         send_email,
+        language: request.language,
     })
 }
 

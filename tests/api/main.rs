@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod config;
 mod create;
+mod email;
 mod ops;
 mod outage;
 mod redeem;

@@ -1,0 +1,284 @@
+//! Invite emails through a real HTTP relay standing in for the platform's mail service.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// What the relay does with the next request.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Status(u16),
+    Hang(u64),
+    Redirect,
+}
+
+#[derive(Default)]
+struct Relay {
+    script: Mutex<VecDeque<Act>>,
+    received: Mutex<Vec<(String, Value)>>,
+    redirected_hits: Mutex<usize>,
+}
+
+async fn relay_handler(
+    relay: web::Data<Relay>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    relay
+        .received
+        .lock()
+        .unwrap()
+        .push((auth, body.into_inner()));
+    let act = relay
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Act::Status(202));
+    match act {
+        Act::Status(code) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).finish()
+        }
+        Act::Hang(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            HttpResponse::Ok().finish()
+        }
+        Act::Redirect => HttpResponse::Found()
+            .insert_header(("location", "/elsewhere"))
+            .finish(),
+    }
+}
+
+async fn elsewhere(relay: web::Data<Relay>) -> HttpResponse {
+    *relay.redirected_hits.lock().unwrap() += 1;
+    HttpResponse::Ok().finish()
+}
+
+/// Starts a relay that plays `script`, then answers 202.
+async fn start_relay(script: &[Act]) -> (web::Data<Relay>, String) {
+    let relay = web::Data::new(Relay::default());
+    relay.script.lock().unwrap().extend(script.iter().copied());
+    let data = relay.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/send", web::post().to(relay_handler))
+            .route("/elsewhere", web::post().to(elsewhere))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/send", server.addrs()[0].port());
+    tokio::spawn(server.run());
+    (relay, url)
+}
+
+async fn app_with_relay(url: &str) -> TestApp {
+    let extra = format!(
+        "[email]\ntransport = \"http\"\nfrom = \"Invitations <invites@demo.test>\"\n[email.http]\nurl = \"{url}\"\nbearer_token = \"relay-token\"\ntimeout_ms = 300\n"
+    );
+    spawn_with(Backend::Memory, &extra).await
+}
+
+fn email_body(language: &str) -> Value {
+    let mut body = invite_body();
+    merge(
+        &mut body,
+        json!({ "send_email": true, "language": language, "media": { "title": "Seminar <b>&</b>" } }),
+    );
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_the_exact_payload_with_the_bearer_token() {
+    let (relay, url) = start_relay(&[]).await;
+    let app = app_with_relay(&url).await;
+    let reply = app.create(&email_body("fr-CA")).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    assert_eq!(reply.body["email"], json!({ "status": "sent" }));
+    let link = reply.body["url"].as_str().unwrap();
+
+    let received = relay.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let (auth, payload) = &received[0];
+    assert_eq!(auth, "Bearer relay-token");
+    let keys: Vec<&str> = payload
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["from", "html", "subject", "text", "to"]);
+    assert_eq!(payload["from"], "Invitations <invites@demo.test>");
+    assert_eq!(
+        payload["to"],
+        json!([{ "email": "ada@example.com", "name": "Ada Lovelace" }])
+    );
+    assert_eq!(
+        payload["subject"],
+        "Prof One vous invite à Seminar <b>&</b>"
+    );
+    let html = payload["html"].as_str().unwrap();
+    assert!(html.contains("Seminar &lt;b&gt;&amp;&lt;/b&gt;"), "{html}");
+    assert!(html.contains("lang=\"fr\""));
+    let text = payload["text"].as_str().unwrap();
+    assert!(
+        text.contains(link),
+        "the text body carries the link: {text}"
+    );
+    assert!(text.contains("« Seminar <b>&</b> »"), "{text}");
+    assert!(text.contains(" UTC"), "{text}");
+
+    let metrics = app.get_text("/metrics").await.1;
+    assert!(
+        metrics.contains("invitetomedia_emails_total{tenant=\"demo\",outcome=\"sent\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_server_errors_then_succeeds() {
+    let (relay, url) = start_relay(&[Act::Status(500), Act::Status(503)]).await;
+    let app = app_with_relay(&url).await;
+    let reply = app.create(&email_body("en")).await;
+    assert_eq!(reply.body["email"]["status"], "sent");
+    assert_eq!(relay.received.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gives_up_after_three_tries_and_keeps_the_link() {
+    let (relay, url) = start_relay(&[Act::Status(500); 10]).await;
+    let app = app_with_relay(&url).await;
+    let started = Instant::now();
+    let reply = app.create(&email_body("en")).await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.body["email"]["status"], "failed");
+    let detail = reply.body["email"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("500") && detail.contains("3 tries"),
+        "{detail}"
+    );
+    assert_eq!(relay.received.lock().unwrap().len(), 3, "no retry storm");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The link works although the email failed.
+    let token = reply.body["token"].as_str().unwrap();
+    assert_eq!(app.redeem_as(token, &device(1)).await.status, 200);
+    let metrics = app.get_text("/metrics").await.1;
+    assert!(
+        metrics.contains("invitetomedia_emails_total{tenant=\"demo\",outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_relay_is_bounded_by_the_timeout() {
+    let (relay, url) = start_relay(&[Act::Hang(5000); 3]).await;
+    let app = app_with_relay(&url).await;
+    let started = Instant::now();
+    let reply = app.create(&email_body("en")).await;
+    let elapsed = started.elapsed();
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.body["email"]["status"], "failed");
+    assert!(
+        reply.body["email"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("within 300 ms"),
+        "{:?}",
+        reply.body
+    );
+    // 3 tries of 300 ms plus 400 ms of backoff, far below the relay's 5 s.
+    assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
+    assert_eq!(relay.received.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_and_refusals_are_not_followed_or_retried() {
+    let (relay, url) = start_relay(&[Act::Redirect]).await;
+    let app = app_with_relay(&url).await;
+    let reply = app.create(&email_body("en")).await;
+    assert_eq!(reply.body["email"]["status"], "failed");
+    assert!(
+        reply.body["email"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("302")
+    );
+    assert_eq!(relay.received.lock().unwrap().len(), 1);
+    assert_eq!(
+        *relay.redirected_hits.lock().unwrap(),
+        0,
+        "the redirect was not followed"
+    );
+
+    let (relay, url) = start_relay(&[Act::Status(400)]).await;
+    let app = app_with_relay(&url).await;
+    let reply = app.create(&email_body("en")).await;
+    assert!(
+        reply.body["email"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("400")
+    );
+    assert_eq!(
+        relay.received.lock().unwrap().len(),
+        1,
+        "a refusal is final"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_relay_fails_the_email_not_the_invite() {
+    let app = app_with_relay(&format!("http://127.0.0.1:{}/send", free_port())).await;
+    let reply = app.create(&email_body("en")).await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.body["email"]["status"], "failed");
+    assert!(
+        reply.body["email"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
+        "{:?}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn the_log_transport_sends() {
+    let app = spawn_app().await;
+    let reply = app.create(&email_body("de")).await;
+    assert_eq!(reply.body["email"], json!({ "status": "sent" }));
+}
+
+#[tokio::test]
+async fn a_missing_or_broken_template_stops_start_up() {
+    for (extra, needle) in [
+        (
+            "[tenants.demo.invitetomedia]\ninviteEmailTemplate = \"nosuch\"",
+            "nosuch.toml",
+        ),
+        ("[email]\ntemplates_dir = \"tests\"", "invite.toml"),
+    ] {
+        let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "x", extra);
+        let err = invitetomedia::startup::Application::build(load_settings(&toml))
+            .await
+            .err()
+            .expect("start-up fails")
+            .to_string();
+        assert!(
+            err.contains("tenants.demo.invitetomedia.inviteEmailTemplate") && err.contains(needle),
+            "{err}"
+        );
+    }
+}
