@@ -17,6 +17,7 @@
 //! - [`email`]: invite email templates and transports (log, HTTP relay).
 //! - [`service`]: the invite operations (create, redeem, introspect, revoke) over tokens and store.
 //! - [`routes`]: HTTP handlers, one file per endpoint group.
+//! - [`pages`]: the participant pages (one handlebars layout, strict CSP with a nonce).
 //! - [`error`]: the one API error type and its problem+json form.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`telemetry`]: logging setup.
@@ -30,6 +31,7 @@ pub mod domain;
 pub mod email;
 pub mod error;
 pub mod metrics;
+pub mod pages;
 pub mod routes;
 pub mod service;
 pub mod settings;

@@ -301,9 +301,24 @@ pub struct TenantSettings {
     /// Language of invite emails when a request names none (else `en`).
     #[serde(default)]
     pub default_language: Option<String>,
+    /// Look of the participant pages.
+    #[serde(default)]
+    pub theme: ThemeSettings,
     /// The admin console's module settings.
     #[serde(default)]
     pub invitetomedia: ModuleTable,
+}
+
+/// `[tenants.X] theme = { primary_color, logo_url }`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThemeSettings {
+    /// Accent colour, `#rrggbb`.
+    #[serde(default)]
+    pub primary_color: Option<String>,
+    /// Logo shown on the pages, an https URL.
+    #[serde(default)]
+    pub logo_url: Option<String>,
 }
 
 /// `[tenants.X.invitetomedia]`, spelled as admins know it.
@@ -630,6 +645,24 @@ impl Settings {
         parse_http_url(&key("accept_url"), &tenant.accept_url)?;
         if tenant.grant_audience.trim().is_empty() {
             return Err(ConfigError::new(key("grant_audience"), "must not be empty"));
+        }
+        if let Some(color) = &tenant.theme.primary_color {
+            let hex = color.strip_prefix('#').unwrap_or_default();
+            if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::new(
+                    key("theme.primary_color"),
+                    "must be a colour #rrggbb",
+                ));
+            }
+        }
+        if let Some(logo) = &tenant.theme.logo_url {
+            let url = parse_http_url(&key("theme.logo_url"), logo)?;
+            if url.scheme() != "https" {
+                return Err(ConfigError::new(
+                    key("theme.logo_url"),
+                    "must be an https:// URL",
+                ));
+            }
         }
         tenant.module_settings(id).map(|_| ())
     }

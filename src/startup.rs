@@ -148,6 +148,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(json_config.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
                 .wrap(
                     DefaultHeaders::new()
                         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

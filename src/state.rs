@@ -8,7 +8,8 @@ use aws_lc_rs::digest::{SHA256, digest};
 use crate::domain::ModuleSettings;
 use crate::email::Mailer;
 use crate::metrics::Metrics;
-use crate::settings::{ConfigError, Settings};
+use crate::pages::Pages;
+use crate::settings::{ConfigError, Settings, ThemeSettings};
 use crate::store::Store;
 use crate::tokens::Keyring;
 
@@ -25,6 +26,8 @@ pub struct Tenant {
     pub grant_audience: String,
     /// Language of invite emails when a request names none.
     pub default_language: Option<String>,
+    /// Look of the participant pages.
+    pub theme: ThemeSettings,
     /// Module settings.
     pub module: ModuleSettings,
 }
@@ -46,6 +49,8 @@ pub struct AppState {
     pub store: Store,
     /// Email templates and transport.
     pub mailer: Mailer,
+    /// The participant pages.
+    pub pages: Pages,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// The JWKS document, rendered once.
@@ -70,6 +75,7 @@ impl AppState {
                 accept_url: t.accept_url.clone(),
                 grant_audience: t.grant_audience.clone(),
                 default_language: t.default_language.clone(),
+                theme: t.theme.clone(),
                 module: t.module_settings(id)?,
             });
             for hash in &t.api_keys {
@@ -90,6 +96,7 @@ impl AppState {
             grant_keys,
             store,
             mailer,
+            pages: Pages::default(),
             metrics: Metrics::default(),
             jwks,
         })

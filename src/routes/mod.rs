@@ -2,7 +2,9 @@
 //! shape the response.
 
 mod auth;
+mod demo;
 mod invites;
+mod landing;
 mod ops;
 mod redeem;
 mod revocations;
@@ -21,6 +23,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/redeem").route(web::post().to(redeem::redeem)))
         .service(web::resource("/v1/revocations").route(web::post().to(revocations::revoke)))
         .service(web::resource("/v1/settings").route(web::get().to(settings::get)))
+        .service(
+            web::resource("/i/{token}")
+                .route(web::get().to(landing::show))
+                .route(web::head().to(landing::show))
+                .route(web::post().to(landing::join)),
+        )
+        .service(
+            web::resource("/demo/accept")
+                .route(web::get().to(demo::info))
+                .route(web::post().to(demo::accept)),
+        )
         .service(web::resource("/.well-known/jwks.json").route(web::get().to(ops::jwks)))
         .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/readyz").route(web::get().to(ops::readyz)))

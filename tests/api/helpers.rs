@@ -454,3 +454,23 @@ pub fn merge(target: &mut Value, changes: Value) {
 pub fn device(n: usize) -> String {
     format!("device-{n:012}")
 }
+
+/// Mints a demo-style invite for tenant `tid` with claims changed by `changes` (times, limits),
+/// signed with the test key: for links the API would not create (expired, not yet valid...).
+pub fn mint_invite(app: &TestApp, tid: &str, changes: Value) -> String {
+    use invitetomedia::tokens::{InviteClaims, InvitePersonalData, invite::mint};
+    let base = crate::tokens::with(
+        crate::tokens::claims(tid),
+        json!({ "max": 1, "role": "viewer" }),
+    );
+    let mut claims: InviteClaims =
+        serde_json::from_value(crate::tokens::with(base, changes)).unwrap();
+    claims.jti = random_id();
+    let personal = InvitePersonalData {
+        email: "ada@example.com".into(),
+        first_name: "Ada".into(),
+        last_name: "L".into(),
+        ..Default::default()
+    };
+    mint(&app.state.invite_keys, claims, &personal).unwrap()
+}

@@ -7,6 +7,7 @@ mod concurrency;
 mod config;
 mod create;
 mod email;
+mod landing;
 mod ops;
 mod outage;
 mod redeem;

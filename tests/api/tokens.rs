@@ -5,8 +5,6 @@ use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use invitetomedia::store::unix_now;
-use invitetomedia::tokens::invite::mint;
-use invitetomedia::tokens::{InviteClaims, InvitePersonalData};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -26,7 +24,7 @@ fn sign_raw(header: &Value, claims: &Value, secret: &[u8]) -> String {
     format!("{message}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
-fn claims(tid: &str) -> Value {
+pub fn claims(tid: &str) -> Value {
     let now = unix_now();
     json!({
         "iss": "invitetomedia", "aud": format!("invitetomedia:{tid}"), "jti": "forgedforgedforgedforg",
@@ -39,7 +37,7 @@ fn header() -> Value {
     json!({ "typ": "invite+jwt", "alg": "HS256", "kid": "i1" })
 }
 
-fn with(mut value: Value, changes: Value) -> Value {
+pub fn with(mut value: Value, changes: Value) -> Value {
     merge(&mut value, changes);
     value
 }
@@ -274,22 +272,6 @@ async fn forged_and_broken_tokens_fail_closed() {
     assert_eq!(app.introspect(&real).await.body["uses"], 0);
 }
 
-fn signed(app: &TestApp, tid: &str, changes: Value) -> String {
-    let mut claims: InviteClaims = serde_json::from_value(with(
-        with(claims(tid), json!({ "max": 1, "role": "viewer" })),
-        changes,
-    ))
-    .unwrap();
-    claims.jti = invitetomedia::tokens::random_id();
-    let personal = InvitePersonalData {
-        email: "ada@example.com".into(),
-        first_name: "Ada".into(),
-        last_name: "L".into(),
-        ..Default::default()
-    };
-    mint(&app.state.invite_keys, claims, &personal).unwrap()
-}
-
 #[tokio::test]
 async fn time_rules_with_leeway() {
     let app = spawn_app().await;
@@ -322,7 +304,7 @@ async fn time_rules_with_leeway() {
         ("nbf within leeway", json!({ "nbf": now + 30 }), 200, ""),
     ];
     for (name, changes, status, code) in cases {
-        let token = signed(&app, "demo", changes);
+        let token = mint_invite(&app, "demo", changes);
         let reply = app.redeem_as(&token, &device(1)).await;
         assert_eq!(
             (reply.status, reply.code()),
@@ -339,17 +321,17 @@ async fn check_order_is_the_contract() {
     let now = unix_now();
     let expired = json!({ "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600 });
     // Module disabled beats expiry.
-    let off = signed(&app, "off", expired.clone());
+    let off = mint_invite(&app, "off", expired.clone());
     let reply = app.redeem_as(&off, &device(1)).await;
     assert_eq!((reply.status, reply.code()), (403, "module_disabled"));
     // Expiry beats a bad request and a wrong email.
-    let old = signed(&app, "demo", expired);
+    let old = mint_invite(&app, "demo", expired);
     let reply = app
         .redeem(&json!({ "token": old, "email": "eve@example.com", "device_id": "bad" }))
         .await;
     assert_eq!((reply.status, reply.code()), (410, "expired"));
     // not_yet_valid beats expired (a link can be neither; nbf is checked first).
-    let future = signed(
+    let future = mint_invite(
         &app,
         "demo",
         json!({ "nbf": now + 3600, "exp": now - 3600 }),
@@ -360,7 +342,9 @@ async fn check_order_is_the_contract() {
     );
     // Email mismatch beats a restricted domain.
     let reply = app
-        .redeem(&json!({ "token": signed(&app, "demo", json!({})), "email": "x@university.edu" }))
+        .redeem(
+            &json!({ "token": mint_invite(&app, "demo", json!({})), "email": "x@university.edu" }),
+        )
         .await;
     assert_eq!(reply.code(), "email_mismatch");
 }
@@ -369,13 +353,13 @@ async fn check_order_is_the_contract() {
 async fn introspection_states() {
     let app = spawn_app().await;
     let now = unix_now();
-    let expired = signed(
+    let expired = mint_invite(
         &app,
         "demo",
         json!({ "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600 }),
     );
-    let future = signed(&app, "demo", json!({ "nbf": now + 3600 }));
-    let active = signed(&app, "demo", json!({}));
+    let future = mint_invite(&app, "demo", json!({ "nbf": now + 3600 }));
+    let active = mint_invite(&app, "demo", json!({}));
     for (token, state) in [
         (&expired, "expired"),
         (&future, "not_yet_valid"),

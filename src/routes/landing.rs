@@ -1,0 +1,267 @@
+//! The participant's way in: `GET /i/{token}` shows the invitation and a join form and never
+//! consumes a use (mail scanners and chat unfurlers fetch links); `POST /i/{token}` redeems
+//! exactly like `POST /v1/redeem`, with the device cookie as device id, and hands the grant to
+//! the platform by an auto-submitting form.
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::domain::UseLimit;
+use crate::domain::invite::device_id;
+use crate::email::template::format_expiry;
+use crate::error::ApiError;
+use crate::pages::{FormFields, Handoff, InviteFacts, Page};
+use crate::service::redeem::{RedeemRequest, redeem};
+use crate::service::{Invite, verify_invite};
+use crate::state::{AppState, Tenant};
+use crate::store::{UseStore, unix_now};
+use crate::tokens::{InvitePersonalData, random_id};
+
+/// The device cookie.
+pub const DEVICE_COOKIE: &str = "itm_device";
+
+/// The join form.
+#[derive(Debug, Deserialize)]
+pub struct JoinForm {
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// The device of this browser: the cookie when present and valid, else a new id to set.
+fn device(req: &HttpRequest) -> (String, bool) {
+    match req
+        .cookie(DEVICE_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| device_id(v).is_ok())
+    {
+        Some(existing) => (existing, false),
+        None => (random_id(), true),
+    }
+}
+
+fn with_cookie(
+    state: &AppState,
+    mut response: HttpResponse,
+    device: &str,
+    is_new: bool,
+) -> HttpResponse {
+    if is_new {
+        let cookie = Cookie::build(DEVICE_COOKIE, device.to_owned())
+            .path("/i/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(
+                state
+                    .settings
+                    .server
+                    .public_base_url
+                    .starts_with("https://"),
+            )
+            .max_age(CookieDuration::days(180))
+            .finish();
+        if let Err(e) = response.add_cookie(&cookie) {
+            tracing::warn!(cause = %e, "cannot set the device cookie");
+        }
+    }
+    response
+}
+
+fn facts(invite: &Invite<'_>, personal: &InvitePersonalData) -> InviteFacts {
+    let role = invite.role.as_str();
+    InviteFacts {
+        title: personal.title.clone(),
+        inviter: personal.inviter_name.clone(),
+        role: role[..1].to_uppercase() + &role[1..],
+        expires: format_expiry(invite.token.claims.exp, "en"),
+    }
+}
+
+fn status_page(state: &AppState, tenant: Option<&Tenant>, error: &ApiError) -> HttpResponse {
+    let mut page = Page::new(error.code(), error.title());
+    page.message = Some(match error {
+        ApiError::Exhausted => "This invitation link has already been used on another device. Ask the person who invited you for a new one.".to_owned(),
+        ApiError::Expired => "This invitation link has expired. Ask the person who invited you for a new one.".to_owned(),
+        other => other.detail(),
+    });
+    let mut response = state.pages.respond(error.status(), tenant, &page);
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, seconds.into());
+    }
+    response
+}
+
+fn form_page(
+    state: &AppState,
+    invite: &Invite<'_>,
+    personal: &InvitePersonalData,
+    status: StatusCode,
+    error: Option<&ApiError>,
+    prefill: FormFields,
+) -> HttpResponse {
+    let mut page = match error {
+        None => Page::new("active", "You're invited"),
+        Some(e) => Page::new(e.code(), "You're invited"),
+    };
+    page.message = error.map(|e| match e {
+        ApiError::InvalidRequest(fields) => fields.iter().map(|f| format!("{}: {}", f.field.replace('_', " "), f.message)).collect::<Vec<_>>().join("; "),
+        ApiError::RestrictedDomain => "People from your organisation sign in with their organisation account: please use the site's usual login.".to_owned(),
+        other => other.detail(),
+    });
+    page.invite = Some(facts(invite, personal));
+    page.form = Some(FormFields {
+        open: personal.is_open(),
+        ..prefill
+    });
+    state.pages.respond(status, Some(&invite.tenant), &page)
+}
+
+/// `GET /i/{token}` (and HEAD): the invitation, never consuming a use.
+#[tracing::instrument(skip_all)]
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let (device, is_new) = device(&req);
+    let response = show_inner(&state, &token, &device).await;
+    with_cookie(&state, response, &device, is_new)
+}
+
+async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse {
+    let invite = match verify_invite(state, token) {
+        Ok(invite) => invite,
+        Err(e) => return status_page(state, None, &e),
+    };
+    let tenant = &invite.tenant;
+    if !tenant.module.enable {
+        return status_page(state, Some(tenant), &ApiError::ModuleDisabled);
+    }
+    if let Err(e) = invite.check_time(unix_now(), state.leeway()) {
+        return status_page(state, Some(tenant), &e);
+    }
+    let Ok(personal) = invite.token.personal_data() else {
+        return status_page(state, None, &ApiError::InvalidToken);
+    };
+    let status = match state
+        .timed(
+            "status",
+            state
+                .store
+                .status(&invite.link_ref(state.leeway()), Some(device)),
+        )
+        .await
+    {
+        Ok(status) => status,
+        Err(e) => return status_page(state, Some(tenant), &e),
+    };
+    if status.revoked {
+        return status_page(state, Some(tenant), &ApiError::Revoked);
+    }
+    // A device that already redeemed re-enters for free, even on a used-up link.
+    if let UseLimit::Limited(max) = invite.max
+        && status.uses >= u64::from(max.get())
+        && !status.device_known
+    {
+        return status_page(state, Some(tenant), &ApiError::Exhausted);
+    }
+    form_page(
+        state,
+        &invite,
+        &personal,
+        StatusCode::OK,
+        None,
+        FormFields::default(),
+    )
+}
+
+/// `POST /i/{token}`: redeem with the device cookie, then hand the grant to the platform.
+#[tracing::instrument(skip_all)]
+pub async fn join(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<JoinForm>,
+) -> HttpResponse {
+    let (device, is_new) = device(&req);
+    let form = form.into_inner();
+    let request = RedeemRequest {
+        token: Some(token.clone()),
+        email: form
+            .email
+            .clone()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| e.trim().to_owned()),
+        first_name: form.first_name.clone().filter(|v| !v.trim().is_empty()),
+        last_name: form.last_name.clone().filter(|v| !v.trim().is_empty()),
+        device_id: Some(device.clone()),
+    };
+    let response = match redeem(&state, request).await {
+        Ok(redeemed) => {
+            // The token verified inside redeem; verifying again (microseconds) gives the
+            // tenant and title for the hand-off page.
+            let invite = verify_invite(&state, &token).ok();
+            let title = invite
+                .as_ref()
+                .and_then(|i| i.token.personal_data().ok())
+                .map(|p| p.title)
+                .filter(|t| !t.is_empty());
+            let mut page = Page::new("granted", "Joining…");
+            page.accept = Some(Handoff {
+                url: redeemed.accept_url,
+                grant: redeemed.grant,
+                title: title.unwrap_or_else(|| "the session".to_owned()),
+            });
+            state
+                .pages
+                .respond(StatusCode::OK, invite.as_ref().map(|i| &*i.tenant), &page)
+        }
+        Err(error) => retry_or_status(&state, &token, error, form),
+    };
+    with_cookie(&state, response, &device, is_new)
+}
+
+/// Errors the participant can fix show the form again; the others show the link's status.
+fn retry_or_status(state: &AppState, token: &str, error: ApiError, form: JoinForm) -> HttpResponse {
+    let fixable = matches!(
+        error,
+        ApiError::InvalidRequest(_)
+            | ApiError::EmailMismatch
+            | ApiError::RestrictedDomain
+            | ApiError::StoreUnavailable
+    );
+    let invite = verify_invite(state, token).ok();
+    match invite {
+        Some(invite) if fixable => {
+            let Ok(personal) = invite.token.personal_data() else {
+                return status_page(state, None, &ApiError::InvalidToken);
+            };
+            let prefill = FormFields {
+                open: false,
+                email: form.email.unwrap_or_default(),
+                first_name: form.first_name.unwrap_or_default(),
+                last_name: form.last_name.unwrap_or_default(),
+            };
+            let mut response = form_page(
+                state,
+                &invite,
+                &personal,
+                error.status(),
+                Some(&error),
+                prefill,
+            );
+            if let Some(seconds) = error.retry_after() {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, seconds.into());
+            }
+            response
+        }
+        Some(invite) => status_page(state, Some(&invite.tenant), &error),
+        None => status_page(state, None, &error),
+    }
+}
