@@ -6,12 +6,20 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "installing redis-server"
+# Debian packages the tests need: redis-server (tests start their own on free ports), Chromium
+# and Node.js for the browser test. Debian starts a redis service on install; tests ignore it.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# Debian starts a redis-server service on install; the tests do not use it.
+# Playwright's driver only (no browser download): it drives Debian's /usr/bin/chromium.
+npm ci --prefix tests/e2e --no-audit --no-fund --silent
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

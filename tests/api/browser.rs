@@ -1,0 +1,44 @@
+//! End to end in a real headless Chromium (Debian's package), driven by Playwright from
+//! tests/e2e: open a link, type the email, click Join, land on /demo/accept; reopen in the
+//! same browser without using a second use; a second profile gets the "used up" page. The
+//! landing page's screenshot is saved as target/landing-page.png.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_joins_in_a_real_browser() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let extra = format!("[tenants.demo]\naccept_url = \"{base}/demo/accept\"");
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra)
+        .replace("port = 0", &format!("port = {port}"))
+        .replace("https://invites.example.test", &base);
+    let app = spawn_configured(&toml).await;
+    let token = app.create_token(json!({ "invitee": { "role": "speaker" } })).await;
+
+    let link = token.clone();
+    let screenshot = screenshot_path();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/landing.mjs");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(script).args([&base, &token, screenshot.to_str().unwrap()]).output()
+    })
+    .await
+    .unwrap()
+    .expect("node must be installed (the README's test command installs it)");
+    assert!(
+        output.status.success(),
+        "browser checks failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(screenshot_path().exists(), "the screenshot was saved");
+    assert_eq!(app.introspect(&link).await.body["uses"], 1, "re-entry in the same browser used nothing");
+}
+
+fn screenshot_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/landing-page.png")
+}

@@ -1,0 +1,58 @@
+// Drives headless Chromium through an invite: open the link, type the email, click Join, land
+// on /demo/accept; reopen in the same browser (free re-entry); a second profile is refused.
+// Usage: node landing.mjs BASE_URL TOKEN SCREENSHOT_PATH   (exit 0 on success)
+import { chromium } from 'playwright-core';
+
+const [base, token, screenshot] = process.argv.slice(2);
+const problems = [];
+const check = (ok, what) => { if (!ok) problems.push(what); };
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const phone = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  const page = await phone.newPage();
+  const cspViolations = [];
+  page.on('console', (msg) => { if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text()); });
+  const code = async (p) => p.locator('main').getAttribute('data-code');
+
+  const landing = await page.goto(`${base}/i/${token}`);
+  check(landing.status() === 200, `landing status ${landing.status()}`);
+  check(await code(page) === 'active', `landing data-code ${await code(page)}`);
+  check(await page.locator('label[for=email]').count() === 1, 'the email input has a label');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `page overflows a 360 px screen by ${overflow}px`);
+  await page.screenshot({ path: screenshot, fullPage: true });
+
+  await page.fill('#email', 'ada@example.com');
+  await Promise.all([page.waitForURL('**/demo/accept', { timeout: 10000 }), page.click('button[type=submit]')]);
+  check(await code(page) === 'accepted', `accept data-code ${await code(page)}`);
+  const field = async (name) => (await page.locator(`[data-field=${name}]`).textContent()).trim();
+  check(await field('media_id') === '1_abc', `media ${await field('media_id')}`);
+  check(await field('role') === 'speaker', `role ${await field('role')}`);
+  check(await field('email') === 'ada@example.com', `email ${await field('email')}`);
+
+  // Same browser again: the form, not "used up".
+  await page.goto(`${base}/i/${token}`);
+  check(await code(page) === 'active', `re-entry data-code ${await code(page)}`);
+  await page.fill('#email', 'ada@example.com');
+  await Promise.all([page.waitForURL('**/demo/accept', { timeout: 10000 }), page.click('button[type=submit]')]);
+  check(await code(page) === 'accepted', `re-entry accept data-code ${await code(page)}`);
+
+  // A second browser profile on the 1-use link.
+  const other = await (await browser.newContext()).newPage();
+  const refused = await other.goto(`${base}/i/${token}`);
+  check(refused.status() === 410, `second profile status ${refused.status()}`);
+  check(await code(other) === 'exhausted', `second profile data-code ${await code(other)}`);
+  check(cspViolations.length === 0, `CSP violations: ${cspViolations.join(' | ')}`);
+} finally {
+  await browser.close();
+}
+if (problems.length) {
+  console.error(problems.join('\n'));
+  process.exit(1);
+}
+console.log('browser checks passed');
