@@ -18,13 +18,18 @@ async fn a_participant_joins_in_a_real_browser() {
         .replace("port = 0", &format!("port = {port}"))
         .replace("https://invites.example.test", &base);
     let app = spawn_configured(&toml).await;
-    let token = app.create_token(json!({ "invitee": { "role": "speaker" } })).await;
+    let token = app
+        .create_token(json!({ "invitee": { "role": "speaker" } }))
+        .await;
 
     let link = token.clone();
     let screenshot = screenshot_path();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/landing.mjs");
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg(script).args([&base, &token, screenshot.to_str().unwrap()]).output()
+        Command::new("node")
+            .arg(script)
+            .args([&base, &token, screenshot.to_str().unwrap()])
+            .output()
     })
     .await
     .unwrap()
@@ -36,7 +41,11 @@ async fn a_participant_joins_in_a_real_browser() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(screenshot_path().exists(), "the screenshot was saved");
-    assert_eq!(app.introspect(&link).await.body["uses"], 1, "re-entry in the same browser used nothing");
+    assert_eq!(
+        app.introspect(&link).await.body["uses"],
+        1,
+        "re-entry in the same browser used nothing"
+    );
 }
 
 fn screenshot_path() -> std::path::PathBuf {
