@@ -11,9 +11,9 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// Route pattern, e.g. `/i/{token}`.
-    pub route: String,
+    pub route: &'static str,
     /// Method.
-    pub method: String,
+    pub method: &'static str,
     /// Status code.
     pub status: u16,
 }
@@ -22,7 +22,7 @@ pub struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteOnly {
     /// Route pattern.
-    pub route: String,
+    pub route: &'static str,
 }
 
 /// Labels of per-tenant outcome counters.
@@ -162,6 +162,70 @@ impl Metrics {
             .observe(seconds);
         if !ok {
             self.store_errors.get_or_create(&StoreOp { op }).inc();
+        }
+    }
+}
+
+/// The route pattern of a path, without routing it again: the label of request metrics.
+/// Paths carry tokens and ids, so they are never labels themselves.
+pub fn route_label(path: &str) -> &'static str {
+    const STATIC: [&str; 12] = [
+        "/v1/invites",
+        "/v1/invites/introspect",
+        "/v1/invites/revoke",
+        "/v1/redeem",
+        "/v1/revocations",
+        "/v1/settings",
+        "/.well-known/jwks.json",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.yaml",
+        "/demo/accept",
+    ];
+    if let Some(known) = STATIC.iter().find(|p| **p == path) {
+        return known;
+    }
+    if path.starts_with("/i/") && !path[3..].contains('/') {
+        "/i/{token}"
+    } else if path.starts_with("/v1/invites/") && !path[12..].contains('/') {
+        "/v1/invites/{id}"
+    } else {
+        "unmatched"
+    }
+}
+
+/// The method as a label.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_never_carry_tokens() {
+        let cases = [
+            ("/healthz", "/healthz"),
+            ("/v1/invites", "/v1/invites"),
+            ("/v1/invites/introspect", "/v1/invites/introspect"),
+            ("/v1/invites/abcDEF123", "/v1/invites/{id}"),
+            ("/i/eyJ.eyJ.sig", "/i/{token}"),
+            ("/i/a/b", "unmatched"),
+            ("/nowhere", "unmatched"),
+        ];
+        for (path, label) in cases {
+            assert_eq!(route_label(path), label, "{path}");
         }
     }
 }

@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, web};
 use futures_util::FutureExt;
 
 use crate::error::ApiError;
-use crate::metrics::{RouteLabels, RouteOnly};
+use crate::metrics::{RouteLabels, RouteOnly, method_label, route_label};
 use crate::settings::{ConfigError, Settings, StoreBackend};
 use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, Store};
@@ -156,10 +156,8 @@ impl Application {
                 )
                 .wrap_fn(|req, srv| {
                     // Route patterns, never paths: paths carry tokens.
-                    let route = req
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".to_owned());
-                    let method = req.method().to_string();
+                    let route = route_label(req.path());
+                    let method = method_label(req.method());
                     let state = req.app_data::<web::Data<AppState>>().cloned();
                     let started = Instant::now();
                     srv.call(req).map(move |res| {
@@ -169,9 +167,7 @@ impl Application {
                             state
                                 .metrics
                                 .request_seconds
-                                .get_or_create(&RouteOnly {
-                                    route: route.clone(),
-                                })
+                                .get_or_create(&RouteOnly { route })
                                 .observe(elapsed);
                             tracing::debug!(%method, %route, status, elapsed, "request");
                             state

@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# Benchmark of invitetomedia against its own ceiling, in ONE run on this machine:
+#   GET /healthz (the binary's ceiling), POST /v1/invites, GET /i/{token},
+#   POST /v1/redeem on an unlimited link (fresh device each request),
+#   POST /v1/redeem on pre-created single-use links (each redeemed once),
+# then redeem with 1,000 vs 1,000,000 live used links in Redis, and create with 1 vs 50
+# tenants. Prints requests/s, p50, p99, the ratio to /healthz, the service's peak RSS and
+# Redis bytes per redeemed single-use link.
+#
+#   bash tests/load/bench.sh              # release build, 10 s per phase
+#   BENCH_SECONDS=1 BENCH_QUICK=1 bash tests/load/bench.sh   # smoke run (debug build, no 1M preload)
+#
+# Needs wrk, redis-server, redis-cli, python3. Everything runs on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SECONDS_PER_PHASE=${BENCH_SECONDS:-10}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+QUICK=${BENCH_QUICK:-0}
+PRELOAD=${BENCH_PRELOAD:-1000000}
+if [ "$QUICK" = 1 ]; then PROFILE=${BENCH_PROFILE:-debug}; PRELOAD=2000; else PROFILE=${BENCH_PROFILE:-release}; fi
+
+for tool in wrk redis-server redis-cli python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
+done
+if [ "$PROFILE" = release ]; then cargo build --release --locked --quiet; else cargo build --locked --quiet; fi
+BIN=target/$PROFILE/invitetomedia
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "bench: $1 did not answer" >&2; exit 1; }
+
+# --- Redis on a free port -------------------------------------------------------------------
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction \
+  --daemonize no --logfile "$WORK/redis.log" &
+PIDS+=($!)
+for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+rcli() { redis-cli -p "$RPORT" "$@"; }
+
+# --- Configuration: generated keys, a bench tenant (and 49 more for the tenant-count run) ----
+API_KEY=bench-api-key-0123456789
+"$BIN" keygen --alg HS256 > "$WORK/invite.key"
+"$BIN" keygen --alg EdDSA > "$WORK/grant.pem"
+write_config() { # $1 = number of tenants, $2 = port
+  python3 - "$1" "$2" "$RPORT" "$WORK" "$("$BIN" hash-key "$API_KEY")" > "$WORK/config-$1.toml" <<'PY'
+import sys, hashlib
+tenants, port, rport, work, bench_hash = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+print(f'''[server]
+port = {port}
+public_base_url = "http://127.0.0.1:{port}"
+[store]
+backend = "redis"
+redis_url = "redis://127.0.0.1:{rport}"
+key_prefix = "b"
+[keys]
+invite = [ {{ kid = "b1", alg = "HS256", secret_file = "{work}/invite.key" }} ]
+grant = [ {{ kid = "g1", alg = "EdDSA", private_key_file = "{work}/grant.pem" }} ]
+[tenants.bench]
+name = "Bench"
+api_keys = ["{bench_hash}"]
+accept_url = "http://127.0.0.1:{port}/demo/accept"
+grant_audience = "bench"
+[tenants.bench.invitetomedia]
+enable = true
+LinkDuration = 1440
+LinkReusability = -1
+AllowedUsers = "privateOnlyRole"
+''')
+for i in range(1, tenants):
+    h = hashlib.sha256(f"other-key-{i}".encode()).hexdigest()
+    print(f'''[tenants.t{i}]
+name = "Tenant {i}"
+api_keys = ["sha256:{h}"]
+accept_url = "https://t{i}.example/accept"
+grant_audience = "t{i}"
+[tenants.t{i}.invitetomedia]
+enable = true
+''')
+PY
+}
+
+SPID=
+start_service() { # $1 = number of tenants
+  PORT=$(free_port)
+  write_config "$1" "$PORT"
+  RUST_LOG=${BENCH_LOG:-warn} INVITETOMEDIA_CONFIG="$WORK/config-$1.toml" "$BIN" > "$WORK/service.log" 2>&1 &
+  SPID=$!
+  PIDS+=($SPID)
+  BASE="http://127.0.0.1:$PORT"
+  wait_http "$BASE/healthz"
+}
+stop_service() { kill "$SPID"; wait "$SPID" 2>/dev/null || true; }
+
+# --- wrk scripts -----------------------------------------------------------------------------
+DONE='
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %.0f %d %d %d %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(99), summary.errors.status, summary.requests))
+end'
+THREADS_SETUP='
+local counter = 0
+setup = function(thread) thread:set("id", counter); counter = counter + 1 end'
+CREATE_BODY='{"media":{"id":"1_abc","type":"room","title":"Bench seminar"},"inviter":{"id":"prof1","name":"Prof One","role":"adminRole","permission":"owner"},"invitee":{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","role":"viewer"},"max_uses":1}'
+cat > "$WORK/healthz.lua" <<EOF
+$DONE
+EOF
+cat > "$WORK/create.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $API_KEY"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$CREATE_BODY'
+$DONE
+EOF
+cat > "$WORK/prepare.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $API_KEY"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$CREATE_BODY'
+$THREADS_SETUP
+init = function(args)
+  out = io.open("$WORK/tokens." .. id, "w")
+  out:setvbuf("line")
+end
+response = function(status, headers, body)
+  if status == 201 then
+    local t = body:match('"token":"([^"]+)"')
+    if t then out:write(t, "\n") end
+  end
+end
+EOF
+cat > "$WORK/landing.lua" <<EOF
+wrk.path = "/i/" .. os.getenv("BENCH_TOKEN")
+$DONE
+EOF
+cat > "$WORK/redeem_unlimited.lua" <<EOF
+$THREADS_SETUP
+local token = os.getenv("BENCH_TOKEN")
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format('{"token":"%s","email":"ada@example.com","device_id":"bench-%02d-%012d"}', token, id, n)
+  return wrk.format("POST", "/v1/redeem", { ["Content-Type"] = "application/json" }, body)
+end
+$DONE
+EOF
+cat > "$WORK/redeem_single.lua" <<EOF
+$THREADS_SETUP
+init = function(args)
+  tokens = {}
+  local i = 0
+  for line in io.lines("$WORK/tokens.all") do
+    if i % $THREADS == id then tokens[#tokens + 1] = line end
+    i = i + 1
+  end
+  n = 0
+end
+request = function()
+  n = n + 1
+  local token = tokens[((n - 1) % #tokens) + 1]
+  return wrk.format("POST", "/v1/redeem", { ["Content-Type"] = "application/json" },
+    '{"token":"' .. token .. '","email":"ada@example.com"}')
+end
+$DONE
+EOF
+
+declare -A RPS P50 P99 NON2XX TOTAL
+run_phase() { # name script [extra wrk args]
+  local name=$1 script=$2 path=${3:-/healthz}
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_PHASE}s" --timeout 5s -s "$script" "$BASE$path" | grep '^RESULT')
+  read -r _ RPS[$name] P50[$name] P99[$name] NON2XX[$name] TOTAL[$name] <<< "$out"
+}
+peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$SPID/status"; }
+used_memory() { rcli info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
+
+# --- The main run ------------------------------------------------------------------------------
+start_service 1
+create() { curl -fsS -X POST "$BASE/v1/invites" -H "Authorization: Bearer $API_KEY" -d "$1"; }
+UNLIMITED=$(create '{"media":{"id":"1_abc","type":"room","title":"Bench"},"inviter":{"id":"prof1","name":"Prof","role":"adminRole","permission":"owner"},"invitee":{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","role":"viewer"},"max_uses":-1}' \
+  | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
+export BENCH_TOKEN=$UNLIMITED
+
+# Warm-up (connections, script cache), not measured.
+wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$BASE/healthz" >/dev/null
+
+run_phase healthz "$WORK/healthz.lua" /healthz
+run_phase create "$WORK/create.lua" /v1/invites
+run_phase landing "$WORK/landing.lua" "/i/$UNLIMITED"
+run_phase redeem_unlimited "$WORK/redeem_unlimited.lua" /v1/redeem
+
+# Single-use links: create them (not measured), then redeem each once.
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((SECONDS_PER_PHASE + 2))s" -s "$WORK/prepare.lua" "$BASE/v1/invites" >/dev/null
+cat "$WORK"/tokens.[0-9]* > "$WORK/tokens.all"
+LINKS=$(wc -l < "$WORK/tokens.all")
+MEM_BEFORE=$(used_memory)
+KEYS_BEFORE=$(rcli dbsize)
+run_phase redeem_single "$WORK/redeem_single.lua" /v1/redeem
+MEM_AFTER=$(used_memory)
+KEYS_AFTER=$(rcli dbsize)
+REDEEMED=$(( TOTAL[redeem_single] - NON2XX[redeem_single] ))
+NEW_KEYS=$(( KEYS_AFTER - KEYS_BEFORE ))
+PEAK_RSS=$(peak_rss_kib)
+
+# Scaling with live used links: an empty store plus 1,000 used single-use links, then
+# $PRELOAD of them (written straight into Redis in the service's own key shape).
+preload() { # count
+  python3 - "$1" <<'PY' | rcli --pipe >/dev/null
+import sys, os, time, base64
+n, exp = int(sys.argv[1]), int(time.time()) + 3600
+out = sys.stdout.buffer
+for i in range(n):
+    key = b"b:{bench}:u:" + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=")
+    val = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=")
+    parts = [b"SET", key, val, b"EXAT", str(exp).encode()]
+    out.write(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+PY
+}
+rcli flushall >/dev/null
+preload 1000
+SMALL_KEYS=$(rcli dbsize)
+run_phase scale_small "$WORK/redeem_unlimited.lua" /v1/redeem
+preload $((PRELOAD - 1000))
+LARGE_KEYS=$(rcli dbsize)
+run_phase scale_large "$WORK/redeem_unlimited.lua" /v1/redeem
+stop_service
+
+# Create with 50 tenants configured.
+start_service 50
+wrk -t"$THREADS" -c"$CONNECTIONS" -d1s -s "$WORK/create.lua" "$BASE/v1/invites" >/dev/null
+run_phase create_50 "$WORK/create.lua" /v1/invites
+stop_service
+
+# --- Report ----------------------------------------------------------------------------------
+CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
+echo
+echo "invitetomedia benchmark — $(nproc) cores, ${CPU:-unknown CPU}, $(redis-server --version | awk '{print $3}'), $PROFILE build"
+echo "wrk -t$THREADS -c$CONNECTIONS, ${SECONDS_PER_PHASE}s per phase, client and server on the same cores"
+echo
+printf '%-36s %10s %9s %9s %10s %8s\n' phase "req/s" "p50 ms" "p99 ms" "vs healthz" "non-2xx"
+row() { # key label
+  local k=$1
+  python3 -c "import sys; r,p50,p99,h=map(float,sys.argv[1:5]); print(f'{sys.argv[5]:<36} {r:>10.0f} {p50/1000:>9.2f} {p99/1000:>9.2f} {r/h*100:>9.0f}% {sys.argv[6]:>8}')" \
+    "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${RPS[healthz]}" "$2" "${NON2XX[$k]}"
+}
+row healthz "GET /healthz"
+row create "POST /v1/invites"
+row landing "GET /i/{token}"
+row redeem_unlimited "POST /v1/redeem (unlimited, new device)"
+row redeem_single "POST /v1/redeem (single-use links)"
+echo
+python3 - "$PEAK_RSS" "$MEM_BEFORE" "$MEM_AFTER" "$REDEEMED" "$NEW_KEYS" "$LINKS" <<'PY'
+import sys
+rss, before, after, redeemed, keys, links = map(int, sys.argv[1:])
+print(f"service peak RSS: {rss / 1024:.1f} MiB")
+if redeemed:
+    print(f"Redis per redeemed single-use link: {(after - before) / redeemed:.0f} bytes ({redeemed} redeemed of {links} links, {keys} new keys)")
+PY
+python3 - "${RPS[scale_small]}" "${RPS[scale_large]}" "$SMALL_KEYS" "$LARGE_KEYS" "${RPS[create]}" "${RPS[create_50]}" <<'PY'
+import sys
+small, large, ks, kl, c1, c50 = map(float, sys.argv[1:])
+print(f"redeem with {ks:,.0f} keys: {small:,.0f} req/s; with {kl:,.0f} keys: {large:,.0f} req/s ({(large / small - 1) * 100:+.1f}%)")
+print(f"create with 1 tenant: {c1:,.0f} req/s; with 50 tenants: {c50:,.0f} req/s ({(c50 / c1 - 1) * 100:+.1f}%)")
+PY
