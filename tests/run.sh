@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the tests need: redis-server (tests start their own on free ports), Chromium
-# and Node.js for the browser test. Debian starts a redis service on install; tests ignore it.
+# and Node.js for the browser test, wrk for the benchmark's smoke run. Debian starts a redis service on install; tests ignore it.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -24,3 +25,6 @@ npm ci --prefix tests/e2e --no-audit --no-fund --silent
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# The benchmark, for a second per phase on the debug build, so the script cannot rot. The real
+# run is `bash tests/load/bench.sh` (release build, see README "Performance").
+BENCH_SECONDS=1 BENCH_QUICK=1 bash tests/load/bench.sh

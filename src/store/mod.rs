@@ -137,6 +137,9 @@ pub trait UseStore: Send + Sync {
 }
 
 /// The configured backend.
+// One long-lived value per process: its size does not matter, an extra indirection on every
+// store call would.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Store {
     /// In-process, single instance.
