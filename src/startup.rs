@@ -79,12 +79,14 @@ pub fn build_state(settings: Settings) -> Result<AppState, ConfigError> {
             )
             .map_err(|e| ConfigError::new("store.redis_url", e.0))?,
         ),
-        StoreBackend::RedisCluster => {
-            return Err(ConfigError::new(
-                "store.backend",
-                "redis-cluster is not available in this version; use redis",
-            ));
-        }
+        StoreBackend::RedisCluster => Store::Redis(
+            RedisStore::cluster(
+                &settings.store.cluster_nodes,
+                &settings.store.key_prefix,
+                settings.store_timeout(),
+            )
+            .map_err(|e| ConfigError::new("store.cluster_nodes", e.0))?,
+        ),
     };
     AppState::new(settings, invite_keys, grant_keys, store)
 }

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, FromRedisValue, Script, ScriptInvocation};
 
 use super::{LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore};
 use crate::domain::UseLimit;
@@ -30,14 +32,31 @@ thread_local! {
     /// This thread's connection of each store. Each HTTP worker is a single-threaded runtime:
     /// a connection whose driver task runs on the worker's own thread answers a script without
     /// waking another thread, which measurably raises redemption throughput (see README).
-    static CONNECTIONS: RefCell<HashMap<u64, ConnectionManager>> = RefCell::new(HashMap::new());
+    static CONNECTIONS: RefCell<HashMap<u64, Conn>> = RefCell::new(HashMap::new());
+}
+
+/// A multiplexed connection; both kinds reconnect by themselves.
+#[derive(Clone)]
+enum Conn {
+    /// One node, through a ConnectionManager.
+    Single(ConnectionManager),
+    /// A cluster: commands are routed by key slot, MOVED/ASK redirections followed.
+    Cluster(ClusterConnection),
+}
+
+/// How to reach Redis.
+enum Target {
+    Single {
+        client: Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster(ClusterClient),
 }
 
 /// Redis store over multiplexed, self-reconnecting connections, one per thread that uses it.
 pub struct RedisStore {
     id: u64,
-    client: Client,
-    config: ConnectionManagerConfig,
+    target: Target,
     prefix: String,
     timeout: Duration,
     redeem: Script,
@@ -55,8 +74,8 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Prepares a store; the connection is made on first use and remade whenever it drops, so
-    /// the service starts (and reports not-ready) while Redis is down.
+    /// A single-node store; the connection is made on first use and remade whenever it drops,
+    /// so the service starts (and reports not-ready) while Redis is down.
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
         let client =
             Client::open(url).map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
@@ -69,31 +88,109 @@ impl RedisStore {
         // Fail on a bad configuration now rather than on first use.
         ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(|e| StoreError(e.to_string()))?;
-        Ok(Self {
+        Ok(Self::with_target(
+            Target::Single { client, config },
+            prefix,
+            timeout,
+        ))
+    }
+
+    /// A Redis Cluster store seeded by `nodes`. Every key of one script shares the tenant's
+    /// hash tag, so each script runs on the one node that owns the tenant's slot.
+    pub fn cluster(nodes: &[String], prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client = ClusterClientBuilder::new(nodes.to_vec())
+            .connection_timeout(timeout.max(Duration::from_millis(500)))
+            .response_timeout(timeout)
+            .retries(3)
+            .min_retry_wait(10)
+            .max_retry_wait(100)
+            .build()
+            .map_err(|e| StoreError(format!("invalid cluster nodes: {e}")))?;
+        Ok(Self::with_target(Target::Cluster(client), prefix, timeout))
+    }
+
+    fn with_target(target: Target, prefix: &str, timeout: Duration) -> Self {
+        Self {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
-            client,
-            config,
+            target,
             prefix: prefix.to_owned(),
             timeout,
             redeem: Script::new(include_str!("lua/redeem.lua")),
             status: Script::new(include_str!("lua/status.lua")),
             revoke: Script::new(include_str!("lua/revoke.lua")),
-        })
+        }
     }
 
-    /// This thread's connection, made (lazily: it connects on first command) on first use.
-    fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        CONNECTIONS.with(|cell| {
-            let mut map = cell.borrow_mut();
-            if let Some(conn) = map.get(&self.id) {
-                return Ok(conn.clone());
-            }
-            let conn =
-                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-                    .map_err(|e| StoreError(e.to_string()))?;
-            map.insert(self.id, conn.clone());
-            Ok(conn)
-        })
+    /// This thread's connection, made on first use. A single-node connection connects lazily;
+    /// a cluster connection discovers the slots when made (bounded by the store timeout by the
+    /// caller) and is made again on the next call if that fails.
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        if let Some(conn) = CONNECTIONS.with(|cell| cell.borrow().get(&self.id).cloned()) {
+            return Ok(conn);
+        }
+        let conn = match &self.target {
+            Target::Single { client, config } => Conn::Single(
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                    .map_err(|e| StoreError(e.to_string()))?,
+            ),
+            Target::Cluster(client) => Conn::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| StoreError(format!("redis cluster: {e}")))?,
+            ),
+        };
+        CONNECTIONS.with(|cell| cell.borrow_mut().insert(self.id, conn.clone()));
+        Ok(conn)
+    }
+
+    /// Runs a script within the store timeout. `invoke_async` loads the script again after a
+    /// NOSCRIPT (restart, failover, SCRIPT FLUSH); in a cluster SCRIPT LOAD goes to every
+    /// primary and EVALSHA to the slot's owner.
+    async fn run<T: FromRedisValue>(
+        &self,
+        invocation: ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let call = async {
+            let result = match self.conn().await? {
+                Conn::Single(mut c) => invocation.invoke_async(&mut c).await,
+                Conn::Cluster(mut c) => invocation.invoke_async(&mut c).await,
+            };
+            result.map_err(|e| StoreError(format!("redis: {e}")))
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError("redis: timed out".to_owned())),
+        }
+    }
+
+    /// Runs a plain command within `limit`.
+    async fn query<T: FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        limit: Duration,
+    ) -> Result<T, StoreError> {
+        let call = async {
+            let result = match self.conn().await? {
+                Conn::Single(mut c) => cmd.query_async(&mut c).await,
+                Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
+            };
+            result.map_err(|e| StoreError(format!("redis: {e}")))
+        };
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError("redis: timed out".to_owned())),
+        }
+    }
+
+    /// Redis's `maxmemory-policy`, when the server lets us read it.
+    pub async fn maxmemory_policy(&self) -> Option<String> {
+        let cmd = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .to_owned();
+        let reply: Vec<String> = self.query(&cmd, self.timeout * 4).await.ok()?;
+        reply.into_iter().nth(1)
     }
 
     fn tag(&self, tenant: &str) -> String {
@@ -118,33 +215,6 @@ impl RedisStore {
             Scope::Inviter(id) => format!("{tag}:i:{id}"),
             Scope::Tenant => format!("{tag}:t"),
         }
-    }
-
-    /// Runs a script within the store timeout.
-    async fn run<T: redis::FromRedisValue>(
-        &self,
-        invocation: redis::ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.conn()?;
-        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
-            Err(_) => Err(StoreError("redis: timed out".to_owned())),
-        }
-    }
-
-    /// Redis's `maxmemory-policy`, when the server lets us read it.
-    pub async fn maxmemory_policy(&self) -> Option<String> {
-        let mut conn = self.conn().ok()?;
-        let cmd = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("maxmemory-policy")
-            .to_owned();
-        let reply: Vec<String> = tokio::time::timeout(self.timeout * 4, cmd.query_async(&mut conn))
-            .await
-            .ok()?
-            .ok()?;
-        reply.into_iter().nth(1)
     }
 }
 
@@ -237,12 +307,8 @@ impl UseStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        let cmd = redis::cmd("PING");
-        match tokio::time::timeout(self.timeout, cmd.query_async::<String>(&mut conn)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
-            Err(_) => Err(StoreError("redis: timed out".to_owned())),
-        }
+        self.query::<redis::Value>(&redis::cmd("PING"), self.timeout)
+            .await
+            .map(|_| ())
     }
 }

@@ -4,9 +4,9 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::helpers::*;
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(
+on_every_backend!(
     sixty_devices_race_for_one_use,
     sixty_devices_race_for_three_uses,
     one_device_racing_itself_uses_one

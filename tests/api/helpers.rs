@@ -45,13 +45,18 @@ impl RedisServer {
     }
 
     /// Starts a server on `port` and waits until it answers.
+    pub fn start_on(port: u16) -> Self {
+        Self::spawn(port, &[])
+    }
+
     // The watchdog outlives its handle on purpose: it kills the server if the test process dies.
     #[allow(clippy::zombie_processes)]
-    pub fn start_on(port: u16) -> Self {
+    fn spawn(port: u16, extra: &[&str]) -> Self {
+        let port_text = port.to_string();
         let child = Command::new("redis-server")
             .args([
                 "--port",
-                &port.to_string(),
+                &port_text,
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -60,6 +65,7 @@ impl RedisServer {
                 "no",
             ])
             .args(["--maxmemory-policy", "noeviction"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -152,6 +158,97 @@ impl Drop for RedisServer {
     }
 }
 
+/// A 3-primary Redis Cluster on free loopback ports (no replicas), stopped on drop.
+pub struct RedisCluster {
+    /// The nodes.
+    pub nodes: Vec<RedisServer>,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop (cluster nodes write their nodes.conf there).
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl RedisCluster {
+    /// Starts three nodes, joins them with `redis-cli --cluster create`, waits for `cluster_state:ok`.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "itm-cluster-{}-{}",
+            std::process::id(),
+            &random_id()[..6]
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|i| {
+                let port = free_port();
+                let conf = dir.join(format!("nodes-{i}.conf"));
+                RedisServer::spawn(
+                    port,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        conf.to_str().unwrap(),
+                        "--dir",
+                        dir.to_str().unwrap(),
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut node.connection())
+                    .unwrap();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not become ready"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self {
+            nodes,
+            _dir: TempDir(dir),
+        }
+    }
+
+    /// `redis://` URLs of the nodes.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+/// One cluster for every test of the process; tests keep apart by key prefix.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(RedisCluster::start)
+}
+
 /// One Redis for every test of the process; tests keep apart by key prefix.
 pub fn shared_redis() -> &'static RedisServer {
     static REDIS: OnceLock<RedisServer> = OnceLock::new();
@@ -172,13 +269,23 @@ pub enum Backend {
     Memory,
     /// The shared Redis.
     Redis,
+    /// The shared 3-node Redis Cluster.
+    Cluster,
 }
 
 /// The test configuration layered over config/default.toml.
 pub fn test_toml(backend: Backend, redis_url: &str, prefix: &str, extra: &str) -> String {
-    let backend = match backend {
-        Backend::Memory => "memory",
-        Backend::Redis => "redis",
+    let (backend, nodes) = match backend {
+        Backend::Memory => ("memory", String::new()),
+        Backend::Redis => ("redis", String::new()),
+        Backend::Cluster => {
+            let urls: Vec<String> = shared_cluster()
+                .urls()
+                .iter()
+                .map(|u| format!("{u:?}"))
+                .collect();
+            ("redis-cluster", urls.join(", "))
+        }
     };
     format!(
         r#"
@@ -188,6 +295,7 @@ public_base_url = "https://invites.example.test"
 [store]
 backend = "{backend}"
 redis_url = "{redis_url}"
+cluster_nodes = [{nodes}]
 key_prefix = "{prefix}"
 [keys]
 invite = [ {{ kid = "i1", alg = "HS256", secret = "{INVITE_SECRET}" }} ]

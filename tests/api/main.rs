@@ -16,9 +16,10 @@ mod revocation;
 mod store;
 mod tokens;
 
-/// Declares one `#[tokio::test]` per backend for an `async fn(Backend)`.
+/// Declares one `#[tokio::test]` per backend (memory, Redis, Redis Cluster) for an
+/// `async fn(Backend)`.
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_every_backend {
     ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
@@ -29,6 +30,10 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn redis() {
                     super::$name($crate::helpers::Backend::Redis).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn cluster() {
+                    super::$name($crate::helpers::Backend::Cluster).await;
                 }
             }
         )+

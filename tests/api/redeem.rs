@@ -4,9 +4,9 @@ use invitetomedia::tokens::verify_grant;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(
+on_every_backend!(
     bound_link_grants_once_then_reenters_free,
     email_mismatch_consumes_nothing,
     open_links_take_names,

@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(
+on_every_backend!(
     revoke_by_token_is_idempotent_and_beats_exhausted,
     delete_by_id_revokes,
     scope_revocations_stop_earlier_links_only
