@@ -66,7 +66,7 @@ async fn serve() -> i32 {
         Ok(app) => app,
         Err(e) => return fail(&e.to_string()),
     };
-    match app.run_until_stopped().await {
+    match app.run_until_signalled().await {
         Ok(()) => {
             tracing::info!("stopped");
             0

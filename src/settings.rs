@@ -136,9 +136,13 @@ pub struct ServerSettings {
     pub port: u16,
     /// Base of invite URLs: `{public_base_url}/i/{token}`.
     pub public_base_url: String,
-    /// Seconds in-flight requests get to finish after SIGTERM.
+    /// Drain timeout: seconds in-flight requests get to finish once the listener closes.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_seconds: u64,
+    /// Seconds between SIGTERM and closing the listener, while /readyz already answers 503 so
+    /// load balancers stop sending new requests (0 when a preStop hook does the waiting).
+    #[serde(default)]
+    pub drain_delay_seconds: u64,
     /// Worker threads; default: one per core.
     #[serde(default)]
     pub workers: Option<usize>,
@@ -558,6 +562,12 @@ impl Settings {
             return Err(ConfigError::new(
                 "store.key_prefix",
                 "must be 1 to 32 characters of A-Z a-z 0-9 _ - . :",
+            ));
+        }
+        if self.server.drain_delay_seconds > 300 || self.server.shutdown_timeout_seconds > 3600 {
+            return Err(ConfigError::new(
+                "server.drain_delay_seconds",
+                "drain_delay_seconds must be at most 300 and shutdown_timeout_seconds at most 3600",
             ));
         }
         if !(10..=10_000).contains(&self.store.timeout_ms) {

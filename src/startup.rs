@@ -118,8 +118,27 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until the server is stopped (SIGTERM/SIGINT drain in-flight requests first).
+    /// Serves until the server is stopped. Tests use this; signals are not handled here.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains: /readyz turns 503 at once, the listener
+    /// stays open `drain_delay_seconds` so load balancers notice, then closes, and in-flight
+    /// requests get `shutdown_timeout_seconds` to finish before the process returns.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            state
+                .draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let delay = state.settings.server.drain_delay_seconds;
+            tracing::info!(drain_delay_seconds = delay, "shutdown signal: draining");
+            tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+            handle.stop(true).await;
+        });
         self.server.await
     }
 
@@ -191,10 +210,31 @@ impl Application {
                 }))
         })
         .shutdown_timeout(shutdown)
+        .disable_signals()
         .listen(listener)?;
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
         Ok(server.run())
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

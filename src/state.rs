@@ -55,6 +55,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The JWKS document, rendered once.
     pub jwks: String,
+    /// Set on SIGTERM: /readyz answers 503 while in-flight requests finish.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -99,6 +101,7 @@ impl AppState {
             pages: Pages::default(),
             metrics: Metrics::default(),
             jwks,
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -17,8 +17,13 @@ pub async fn healthz() -> HttpResponse {
         .body(r#"{"status":"ok"}"#)
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers and the process is not shutting down.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(HttpResponse::ServiceUnavailable()
+            .insert_header((CONTENT_TYPE, "application/json"))
+            .body(r#"{"status":"draining"}"#));
+    }
     state.timed("ping", state.store.ping()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))

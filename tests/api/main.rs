@@ -13,6 +13,7 @@ mod ops;
 mod outage;
 mod redeem;
 mod revocation;
+mod scale;
 mod store;
 mod tokens;
 
