@@ -22,6 +22,18 @@ fi
 # Playwright's driver only (no browser download): it drives Debian's /usr/bin/chromium.
 npm ci --prefix tests/e2e --no-audit --no-fund --silent
 
+# Kubernetes manifests, strictly, against the current Kubernetes version (kubernetes-validate
+# from PyPI, in a virtualenv under target/ so the system Python is left alone).
+if [ ! -x target/py/bin/kubernetes-validate ]; then
+  python3 -m venv target/py 2>/dev/null || {
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv target/py
+  }
+  target/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+fi
+target/py/bin/kubernetes-validate --strict --quiet -k 1.37.0 \
+  $(ls k8s/base/*.yaml | grep -v kustomization.yaml) k8s/secret.example.yaml
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

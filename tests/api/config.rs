@@ -184,3 +184,32 @@ async fn settings_endpoint_reports_the_effective_table() {
     );
     assert_eq!(app.get("/v1/settings", None).await.status, 401);
 }
+
+#[test]
+fn the_kubernetes_config_map_is_a_valid_production_configuration() {
+    let manifest = std::fs::read_to_string("k8s/base/configmap.yaml").unwrap();
+    let block = manifest
+        .split("config.toml: |\n")
+        .nth(1)
+        .expect("the ConfigMap carries config.toml");
+    let toml: String = block
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let settings = load("production", &toml, &[]).unwrap();
+    assert_eq!(settings.server.host, "0.0.0.0");
+    assert!(
+        settings.tenants["acme"]
+            .module_settings("acme")
+            .unwrap()
+            .enable
+    );
+    assert!(
+        !settings.tenants["demo"]
+            .module_settings("demo")
+            .unwrap()
+            .enable,
+        "production.toml turns the demo off"
+    );
+}
