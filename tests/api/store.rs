@@ -203,7 +203,7 @@ async fn redis_store_semantics() {
         .query(&mut redis.connection())
         .unwrap();
     let jti = random_id();
-    let after_flush = link(&jti, limited(1), unix_now());
+    let after_flush = link(&jti, limited(1), unix_now() + 5);
     assert_eq!(
         store.redeem(&after_flush, "d1").await.unwrap(),
         Redemption::Admitted {
@@ -240,7 +240,7 @@ async fn redis_cluster_store_semantics() {
             .unwrap();
     }
     let jti = random_id();
-    let after_flush = link(&jti, limited(1), unix_now());
+    let after_flush = link(&jti, limited(1), unix_now() + 5);
     assert_eq!(
         store.redeem(&after_flush, "d1").await.unwrap(),
         Redemption::Admitted {
