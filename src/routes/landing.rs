@@ -4,8 +4,8 @@
 //! the platform by an auto-submitting form.
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
 use crate::domain::UseLimit;
@@ -121,15 +121,38 @@ fn form_page(
 }
 
 /// `GET /i/{token}` (and HEAD): the invitation, never consuming a use.
-#[tracing::instrument(skip_all)]
-pub async fn show(
+async fn show(req: &HttpRequest, state: &AppState, token: &str) -> HttpResponse {
+    let (device, is_new) = device(req);
+    let response = show_inner(state, token, &device).await;
+    with_cookie(state, response, &device, is_new)
+}
+
+/// Every request under `/i/`. Served from a scope's default service rather than a
+/// `/i/{token}` resource: the router would run a regex over the ~600-character token on every
+/// click, a measurable share of the landing page's cost.
+pub async fn dispatch(
     req: HttpRequest,
     state: web::Data<AppState>,
-    token: web::Path<String>,
+    body: web::Bytes,
 ) -> HttpResponse {
-    let (device, is_new) = device(&req);
-    let response = show_inner(&state, &token, &device).await;
-    with_cookie(&state, response, &device, is_new)
+    let Some(token) = req
+        .path()
+        .strip_prefix("/i/")
+        .filter(|t| !t.is_empty() && !t.contains('/'))
+    else {
+        return ApiError::NotFound.error_response();
+    };
+    match *req.method() {
+        Method::GET | Method::HEAD => show(&req, &state, token).await,
+        Method::POST => match serde_urlencoded::from_bytes::<JoinForm>(&body) {
+            Ok(form) => join(&req, &state, token, form).await,
+            Err(e) => ApiError::MalformedRequest(format!("The form could not be read: {e}"))
+                .error_response(),
+        },
+        _ => HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "GET, HEAD, POST"))
+            .finish(),
+    }
 }
 
 async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse {
@@ -180,17 +203,10 @@ async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse
 }
 
 /// `POST /i/{token}`: redeem with the device cookie, then hand the grant to the platform.
-#[tracing::instrument(skip_all)]
-pub async fn join(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    token: web::Path<String>,
-    form: web::Form<JoinForm>,
-) -> HttpResponse {
-    let (device, is_new) = device(&req);
-    let form = form.into_inner();
+async fn join(req: &HttpRequest, state: &AppState, token: &str, form: JoinForm) -> HttpResponse {
+    let (device, is_new) = device(req);
     let request = RedeemRequest {
-        token: Some(token.clone()),
+        token: Some(token.to_owned()),
         email: form
             .email
             .clone()
@@ -200,11 +216,11 @@ pub async fn join(
         last_name: form.last_name.clone().filter(|v| !v.trim().is_empty()),
         device_id: Some(device.clone()),
     };
-    let response = match redeem(&state, request).await {
+    let response = match redeem(state, request).await {
         Ok(redeemed) => {
             // The token verified inside redeem; verifying again (microseconds) gives the
             // tenant and title for the hand-off page.
-            let invite = verify_invite(&state, &token).ok();
+            let invite = verify_invite(state, token).ok();
             let title = invite
                 .as_ref()
                 .and_then(|i| i.token.personal_data().ok())
@@ -220,9 +236,9 @@ pub async fn join(
                 .pages
                 .respond(StatusCode::OK, invite.as_ref().map(|i| &*i.tenant), &page)
         }
-        Err(error) => retry_or_status(&state, &token, error, form),
+        Err(error) => retry_or_status(state, token, error, form),
     };
-    with_cookie(&state, response, &device, is_new)
+    with_cookie(state, response, &device, is_new)
 }
 
 /// Errors the participant can fix show the form again; the others show the link's status.

@@ -23,12 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/redeem").route(web::post().to(redeem::redeem)))
         .service(web::resource("/v1/revocations").route(web::post().to(revocations::revoke)))
         .service(web::resource("/v1/settings").route(web::get().to(settings::get)))
-        .service(
-            web::resource("/i/{token}")
-                .route(web::get().to(landing::show))
-                .route(web::head().to(landing::show))
-                .route(web::post().to(landing::join)),
-        )
+        .service(web::scope("/i").default_service(web::to(landing::dispatch)))
         .service(
             web::resource("/demo/accept")
                 .route(web::get().to(demo::info))

@@ -346,7 +346,7 @@ async fn tenant_theme_colours_the_page() {
     let app = spawn_with(Backend::Memory, "[tenants.demo.theme]\nprimary_color = \"#aa3300\"\nlogo_url = \"https://cdn.demo.test/logo.png\"").await;
     let token = app.create_token(json!({})).await;
     let html = page(&app, "GET", &token, None, &[]).await;
-    assert!(html.body.contains("--accent: #aa3300"));
+    assert!(html.body.contains("--accent:#aa3300"));
     assert!(
         html.body
             .contains("<img src=\"https://cdn.demo.test/logo.png\"")
