@@ -8,7 +8,6 @@ use aws_lc_rs::digest::{SHA256, digest};
 use crate::domain::ModuleSettings;
 use crate::email::Mailer;
 use crate::metrics::Metrics;
-use crate::pages::Pages;
 use crate::settings::{ConfigError, Settings, ThemeSettings};
 use crate::store::Store;
 use crate::tokens::Keyring;
@@ -49,8 +48,6 @@ pub struct AppState {
     pub store: Store,
     /// Email templates and transport.
     pub mailer: Mailer,
-    /// The participant pages.
-    pub pages: Pages,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// The JWKS document, rendered once.
@@ -98,7 +95,6 @@ impl AppState {
             grant_keys,
             store,
             mailer,
-            pages: Pages::default(),
             metrics: Metrics::default(),
             jwks,
             draining: std::sync::atomic::AtomicBool::new(false),

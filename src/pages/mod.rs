@@ -34,10 +34,6 @@ input:focus{outline:2px solid var(--accent);border-color:var(--accent)}\
 button{margin-top:20px;width:100%;padding:12px;font-size:1rem;font-weight:600;color:#fff;background:var(--accent);border:0;border-radius:6px;cursor:pointer}\
 .error{padding:10px 12px;border-radius:6px;background:#fdecea;color:#8a1c12}.muted{color:#555;font-size:.9rem}";
 
-/// The page renderer (stateless; kept in `AppState` so pages stay one dependency away).
-#[derive(Debug, Default)]
-pub struct Pages;
-
 /// What the invite offers, as the page shows it.
 #[derive(Debug)]
 pub struct InviteFacts {
@@ -248,41 +244,34 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
     o
 }
 
-impl Pages {
-    /// Renders `page` for `tenant` (or the service itself) with the security headers every page
-    /// carries; the CSP lets forms post to the page itself and the tenant's accept_url origin.
-    pub fn respond(
-        &self,
-        status: StatusCode,
-        tenant: Option<&Tenant>,
-        page: &Page,
-    ) -> HttpResponse {
-        let nonce = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
-        let theme = tenant.map(|t| &t.theme);
-        let logo = theme.and_then(|t| t.logo_url.as_deref());
-        let color = theme
-            .and_then(|t| t.primary_color.as_deref())
-            .unwrap_or(DEFAULT_COLOR);
-        let body = render(
-            page,
-            &nonce,
-            tenant.map_or("Invitation", |t| t.name.as_str()),
-            color,
-            logo,
-        );
-        let form_origin = tenant
-            .and_then(|t| origin(&t.accept_url))
-            .unwrap_or_default();
-        let img = logo.and_then(origin).unwrap_or_else(|| "'none'".to_owned());
-        let csp = format!(
-            "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; img-src {img}; \
-             form-action 'self' {form_origin}; frame-ancestors 'none'; base-uri 'none'"
-        );
-        let mut response = HttpResponseBuilder::new(status);
-        security_headers(&mut response);
-        response.insert_header((header::CONTENT_SECURITY_POLICY, csp));
-        response.content_type("text/html; charset=utf-8").body(body)
-    }
+/// Renders `page` for `tenant` (or the service itself) with the security headers every page
+/// carries; the CSP lets forms post to the page itself and the tenant's accept_url origin.
+pub fn respond(status: StatusCode, tenant: Option<&Tenant>, page: &Page) -> HttpResponse {
+    let nonce = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
+    let theme = tenant.map(|t| &t.theme);
+    let logo = theme.and_then(|t| t.logo_url.as_deref());
+    let color = theme
+        .and_then(|t| t.primary_color.as_deref())
+        .unwrap_or(DEFAULT_COLOR);
+    let body = render(
+        page,
+        &nonce,
+        tenant.map_or("Invitation", |t| t.name.as_str()),
+        color,
+        logo,
+    );
+    let form_origin = tenant
+        .and_then(|t| origin(&t.accept_url))
+        .unwrap_or_default();
+    let img = logo.and_then(origin).unwrap_or_else(|| "'none'".to_owned());
+    let csp = format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; img-src {img}; \
+         form-action 'self' {form_origin}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut response = HttpResponseBuilder::new(status);
+    security_headers(&mut response);
+    response.insert_header((header::CONTENT_SECURITY_POLICY, csp));
+    response.content_type("text/html; charset=utf-8").body(body)
 }
 
 /// Headers of every participant page.

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::pages::Page;
+use crate::pages::{self, Page};
 use crate::state::AppState;
 use crate::tokens::verify_grant;
 
@@ -23,7 +23,7 @@ pub async fn info(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     }
     let mut page = Page::new("demo", "Demo platform");
     page.message = Some("The invite pages post grants here when the demo tenant is used. Open an invite link to try it.".to_owned());
-    Ok(state.pages.respond(StatusCode::OK, None, &page))
+    Ok(pages::respond(StatusCode::OK, None, &page))
 }
 
 /// `POST /demo/accept`: verify the grant and show it.
@@ -50,7 +50,7 @@ pub async fn accept(
     let Ok(claims) = verified else {
         let mut page = Page::new("invalid_token", "Grant refused");
         page.message = Some("The grant did not verify against the published keys.".to_owned());
-        return Ok(state.pages.respond(StatusCode::UNAUTHORIZED, None, &page));
+        return Ok(pages::respond(StatusCode::UNAUTHORIZED, None, &page));
     };
     let tenant = state.tenant(&claims.tid).cloned();
     let mut page = Page::new("accepted", "Access granted");
@@ -66,7 +66,5 @@ pub async fn accept(
     .into_iter()
     .map(|(label, value, field)| (label.to_owned(), value.clone(), field.to_owned()))
     .collect();
-    Ok(state
-        .pages
-        .respond(StatusCode::OK, tenant.as_deref(), &page))
+    Ok(pages::respond(StatusCode::OK, tenant.as_deref(), &page))
 }

@@ -12,7 +12,7 @@ use crate::domain::UseLimit;
 use crate::domain::invite::device_id;
 use crate::email::template::format_expiry;
 use crate::error::ApiError;
-use crate::pages::{FormFields, Handoff, InviteFacts, Page};
+use crate::pages::{self, FormFields, Handoff, InviteFacts, Page};
 use crate::service::redeem::{RedeemRequest, redeem};
 use crate::service::{Invite, verify_invite};
 use crate::state::{AppState, Tenant};
@@ -79,14 +79,14 @@ fn facts(invite: &Invite<'_>, personal: &InvitePersonalData) -> InviteFacts {
     }
 }
 
-fn status_page(state: &AppState, tenant: Option<&Tenant>, error: &ApiError) -> HttpResponse {
+fn status_page(tenant: Option<&Tenant>, error: &ApiError) -> HttpResponse {
     let mut page = Page::new(error.code(), error.title());
     page.message = Some(match error {
         ApiError::Exhausted => "This invitation link has already been used on another device. Ask the person who invited you for a new one.".to_owned(),
         ApiError::Expired => "This invitation link has expired. Ask the person who invited you for a new one.".to_owned(),
         other => other.detail(),
     });
-    let mut response = state.pages.respond(error.status(), tenant, &page);
+    let mut response = pages::respond(error.status(), tenant, &page);
     if let Some(seconds) = error.retry_after() {
         response
             .headers_mut()
@@ -96,7 +96,6 @@ fn status_page(state: &AppState, tenant: Option<&Tenant>, error: &ApiError) -> H
 }
 
 fn form_page(
-    state: &AppState,
     invite: &Invite<'_>,
     personal: &InvitePersonalData,
     status: StatusCode,
@@ -117,7 +116,7 @@ fn form_page(
         open: personal.is_open(),
         ..prefill
     });
-    state.pages.respond(status, Some(&invite.tenant), &page)
+    pages::respond(status, Some(&invite.tenant), &page)
 }
 
 /// `GET /i/{token}` (and HEAD): the invitation, never consuming a use.
@@ -158,17 +157,17 @@ pub async fn dispatch(
 async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse {
     let invite = match verify_invite(state, token) {
         Ok(invite) => invite,
-        Err(e) => return status_page(state, None, &e),
+        Err(e) => return status_page(None, &e),
     };
     let tenant = &invite.tenant;
     if !tenant.module.enable {
-        return status_page(state, Some(tenant), &ApiError::ModuleDisabled);
+        return status_page(Some(tenant), &ApiError::ModuleDisabled);
     }
     if let Err(e) = invite.check_time(unix_now(), state.leeway()) {
-        return status_page(state, Some(tenant), &e);
+        return status_page(Some(tenant), &e);
     }
     let Ok(personal) = invite.token.personal_data() else {
-        return status_page(state, None, &ApiError::InvalidToken);
+        return status_page(None, &ApiError::InvalidToken);
     };
     let status = match state
         .timed(
@@ -180,20 +179,19 @@ async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse
         .await
     {
         Ok(status) => status,
-        Err(e) => return status_page(state, Some(tenant), &e),
+        Err(e) => return status_page(Some(tenant), &e),
     };
     if status.revoked {
-        return status_page(state, Some(tenant), &ApiError::Revoked);
+        return status_page(Some(tenant), &ApiError::Revoked);
     }
     // A device that already redeemed re-enters for free, even on a used-up link.
     if let UseLimit::Limited(max) = invite.max
         && status.uses >= u64::from(max.get())
         && !status.device_known
     {
-        return status_page(state, Some(tenant), &ApiError::Exhausted);
+        return status_page(Some(tenant), &ApiError::Exhausted);
     }
     form_page(
-        state,
         &invite,
         &personal,
         StatusCode::OK,
@@ -232,9 +230,7 @@ async fn join(req: &HttpRequest, state: &AppState, token: &str, form: JoinForm) 
                 grant: redeemed.grant,
                 title: title.unwrap_or_else(|| "the session".to_owned()),
             });
-            state
-                .pages
-                .respond(StatusCode::OK, invite.as_ref().map(|i| &*i.tenant), &page)
+            pages::respond(StatusCode::OK, invite.as_ref().map(|i| &*i.tenant), &page)
         }
         Err(error) => retry_or_status(state, token, error, form),
     };
@@ -254,7 +250,7 @@ fn retry_or_status(state: &AppState, token: &str, error: ApiError, form: JoinFor
     match invite {
         Some(invite) if fixable => {
             let Ok(personal) = invite.token.personal_data() else {
-                return status_page(state, None, &ApiError::InvalidToken);
+                return status_page(None, &ApiError::InvalidToken);
             };
             let prefill = FormFields {
                 open: false,
@@ -262,14 +258,7 @@ fn retry_or_status(state: &AppState, token: &str, error: ApiError, form: JoinFor
                 first_name: form.first_name.unwrap_or_default(),
                 last_name: form.last_name.unwrap_or_default(),
             };
-            let mut response = form_page(
-                state,
-                &invite,
-                &personal,
-                error.status(),
-                Some(&error),
-                prefill,
-            );
+            let mut response = form_page(&invite, &personal, error.status(), Some(&error), prefill);
             if let Some(seconds) = error.retry_after() {
                 response
                     .headers_mut()
@@ -277,7 +266,7 @@ fn retry_or_status(state: &AppState, token: &str, error: ApiError, form: JoinFor
             }
             response
         }
-        Some(invite) => status_page(state, Some(&invite.tenant), &error),
-        None => status_page(state, None, &error),
+        Some(invite) => status_page(Some(&invite.tenant), &error),
+        None => status_page(None, &error),
     }
 }
