@@ -138,8 +138,19 @@ fn normalize_domain(input: &str) -> Result<String, &'static str> {
     if trimmed.is_empty() {
         return Err("domain must not be empty");
     }
-    let ascii =
-        idna::domain_to_ascii_strict(trimmed).map_err(|_| "domain is not a valid host name")?;
+    // Plain ASCII host names (no punycode labels) need no IDNA processing: lowercasing is all
+    // UTS 46 would do to them, and the label checks below still apply.
+    let plain = trimmed
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !trimmed
+            .split('.')
+            .any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"));
+    let ascii = if plain {
+        trimmed.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii_strict(trimmed).map_err(|_| "domain is not a valid host name")?
+    };
     if ascii.is_empty() || ascii.len() > 253 {
         return Err("domain is not a valid host name");
     }

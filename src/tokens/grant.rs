@@ -53,9 +53,9 @@ pub fn sign_grant(ring: &Keyring, claims: &GrantClaims) -> Result<String, TokenE
         .ed25519
         .as_ref()
         .ok_or(TokenError::Invalid("grant key is not EdDSA"))?;
-    let header = serde_json::json!({ "alg": "EdDSA", "typ": GRANT_TYP, "kid": key.kid });
     let payload = serde_json::to_vec(claims).map_err(|_| TokenError::Invalid("claims"))?;
-    let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
+    let mut token = String::with_capacity(key.grant_header.len() + payload.len() * 4 / 3 + 90);
+    token.push_str(&key.grant_header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(payload, &mut token);
     let signature = pair.sign(token.as_bytes());

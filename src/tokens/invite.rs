@@ -4,7 +4,6 @@
 use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Header;
 use serde::{Deserialize, Serialize};
 
 use super::keyring::{Key, Keyring, random_bytes};
@@ -125,11 +124,21 @@ pub fn mint(
 ) -> Result<String, TokenError> {
     let key = ring.signer();
     claims.pii = seal(key, &claims.jti, personal)?;
-    let mut header = Header::new(key.alg);
-    header.typ = Some(INVITE_TYP.to_owned());
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, &claims, &key.encoding)
-        .map_err(|_| TokenError::Invalid("cannot sign"))
+    // The compact header is prepared once per key; an Ed25519 key signs with its cached pair
+    // (jsonwebtoken would re-parse the PKCS#8 document per signature).
+    let payload = serde_json::to_vec(&claims).map_err(|_| TokenError::Invalid("claims"))?;
+    let mut token = String::with_capacity(key.invite_header.len() + payload.len() * 4 / 3 + 90);
+    token.push_str(&key.invite_header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+    let signature = match &key.ed25519 {
+        Some(pair) => URL_SAFE_NO_PAD.encode(pair.sign(token.as_bytes())),
+        None => jsonwebtoken::crypto::sign(token.as_bytes(), &key.encoding, key.alg)
+            .map_err(|_| TokenError::Invalid("cannot sign"))?,
+    };
+    token.push('.');
+    token.push_str(&signature);
+    Ok(token)
 }
 
 /// Verifies an invite in the fixed order: length cap, three segments, `typ`, no key-carrying
@@ -161,9 +170,23 @@ pub fn verify<'k>(
     if header.alg != key.alg {
         return Err(TokenError::Invalid("alg"));
     }
-    let data = jsonwebtoken::decode::<InviteClaims>(token, &key.decoding, &key.validation)
-        .map_err(|_| TokenError::Invalid("signature or claims"))?;
-    let claims = data.claims;
+    // jsonwebtoken::decode would parse the header twice more and the claims twice; the
+    // signature check is the crate's, the single claims parse is typed (a string `exp` fails).
+    let (message, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+    let valid = jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding, key.alg)
+        .map_err(|_| TokenError::Invalid("signature"))?;
+    if !valid {
+        return Err(TokenError::Invalid("signature or claims"));
+    }
+    let payload = message
+        .split_once('.')
+        .map(|(_, p)| p)
+        .ok_or(TokenError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Invalid("claims"))?;
+    let claims: InviteClaims =
+        serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid("signature or claims"))?;
     if claims.iss != issuer {
         return Err(TokenError::Invalid("iss"));
     }
@@ -269,6 +292,25 @@ mod tests {
         let verified = verify(&ring, "invitetomedia", &token).unwrap();
         assert_eq!(verified.claims.mid, "1_abc");
         assert_eq!(verified.personal_data().unwrap(), personal());
+    }
+
+    #[test]
+    fn eddsa_invite_keys_sign_and_verify() {
+        let pem = crate::tokens::keyring::generate("EdDSA").unwrap();
+        let settings = KeySettings {
+            kid: "e1".into(),
+            alg: "EdDSA".into(),
+            secret: Secret::default(),
+            secret_file: None,
+            private_key_pem: Secret::from(pem.as_str()),
+            private_key_file: None,
+        };
+        let ring = Keyring::from_settings(Purpose::Invite, &[settings]).unwrap();
+        let token = mint(&ring, claims(), &personal()).unwrap();
+        let verified = verify(&ring, "invitetomedia", &token).unwrap();
+        assert_eq!(verified.personal_data().unwrap(), personal());
+        let tampered = format!("{}A", &token[..token.len() - 1]);
+        assert!(verify(&ring, "invitetomedia", &tampered).is_err());
     }
 
     #[test]

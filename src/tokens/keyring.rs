@@ -9,7 +9,7 @@ use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use crate::settings::{ConfigError, KeySettings, read_key_file};
 
@@ -44,9 +44,10 @@ pub struct Key {
     pub(crate) encoding: EncodingKey,
     /// For jsonwebtoken verification.
     pub(crate) decoding: DecodingKey,
-    /// Validation pinned to this key's algorithm; time and audience are checked by the caller,
-    /// in the order the product defines.
-    pub(crate) validation: Validation,
+    /// base64url of this key's invite header `{"alg":…,"typ":"invite+jwt","kid":…}`, built once.
+    pub(crate) invite_header: String,
+    /// base64url of this key's grant header `{"alg":"EdDSA","typ":"grant+jwt","kid":…}`.
+    pub(crate) grant_header: String,
     /// The Ed25519 pair, kept parsed so a grant signature costs one signing operation.
     pub(crate) ed25519: Option<Ed25519KeyPair>,
     /// AEAD key for the invitee's personal data inside invite tokens, derived from this key.
@@ -107,12 +108,17 @@ impl Key {
         ed25519: Option<Ed25519KeyPair>,
         ikm: &[u8],
     ) -> Self {
-        let mut validation = Validation::new(alg);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        validation.leeway = 0;
+        let compact = |typ: &str| {
+            let alg = if alg == Algorithm::EdDSA {
+                "EdDSA"
+            } else {
+                "HS256"
+            };
+            URL_SAFE_NO_PAD
+                .encode(serde_json::json!({ "alg": alg, "typ": typ, "kid": kid }).to_string())
+        };
+        let invite_header = compact(super::invite::INVITE_TYP);
+        let grant_header = compact(super::grant::GRANT_TYP);
         // A distinct derived key: the same secret never serves as both MAC key and cipher key.
         let prk = Salt::new(HKDF_SHA256, b"invitetomedia/invite-pii/v1").extract(ikm);
         let info = [kid.as_bytes()];
@@ -125,7 +131,8 @@ impl Key {
             alg,
             encoding,
             decoding,
-            validation,
+            invite_header,
+            grant_header,
             ed25519,
             aead,
         }
