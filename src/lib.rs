@@ -20,6 +20,7 @@
 //! - [`pages`]: the participant pages (one handlebars layout, strict CSP with a nonce).
 //! - [`error`]: the one API error type and its problem+json form.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`limits`]: the optional per-client rate limit of the participant endpoints.
 //! - [`telemetry`]: logging setup.
 //! - [`cli`]: the command line of the binary.
 
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod domain;
 pub mod email;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod pages;
 pub mod routes;

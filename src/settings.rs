@@ -146,6 +146,25 @@ pub struct ServerSettings {
     /// Worker threads; default: one per core.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Per-client-IP rate limit of the participant endpoints (per replica); off when absent.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSettings>,
+    /// Origins allowed to call `POST /v1/redeem` from a browser (CORS); none when empty.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// `[server.rate_limit]`: a token bucket per client IP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Sustained requests per second per client IP.
+    pub requests_per_second: f64,
+    /// Requests a client may make at once before the rate applies.
+    pub burst: u32,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed; any other peer is the client.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[store]`.
@@ -564,6 +583,37 @@ impl Settings {
                 "must be 1 to 32 characters of A-Z a-z 0-9 _ - . :",
             ));
         }
+        if let Some(limit) = &self.server.rate_limit {
+            if !(limit.requests_per_second > 0.0 && limit.requests_per_second <= 100_000.0) {
+                return Err(ConfigError::new(
+                    "server.rate_limit.requests_per_second",
+                    "must be above 0 and at most 100000",
+                ));
+            }
+            if limit.burst == 0 {
+                return Err(ConfigError::new(
+                    "server.rate_limit.burst",
+                    "must be at least 1",
+                ));
+            }
+            for cidr in &limit.trusted_proxies {
+                parse_cidr(cidr).ok_or_else(|| {
+                    ConfigError::new(
+                        "server.rate_limit.trusted_proxies",
+                        format!("{cidr:?} is not an IP address or CIDR"),
+                    )
+                })?;
+            }
+        }
+        for origin in &self.server.cors_allowed_origins {
+            let url = parse_http_url("server.cors_allowed_origins", origin)?;
+            if origin.trim_end_matches('/') != url.origin().ascii_serialization() {
+                return Err(ConfigError::new(
+                    "server.cors_allowed_origins",
+                    format!("{origin:?} must be an origin: scheme://host[:port]"),
+                ));
+            }
+        }
         if self.server.drain_delay_seconds > 300 || self.server.shutdown_timeout_seconds > 3600 {
             return Err(ConfigError::new(
                 "server.drain_delay_seconds",
@@ -818,4 +868,13 @@ fn lower_value(value: Value) -> Value {
 pub fn read_key_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", path.display())))
+}
+
+/// An IP network from `10.0.0.0/8`, `::1/128` or a bare address.
+pub fn parse_cidr(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }

@@ -7,6 +7,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 
 use crate::domain::ModuleSettings;
 use crate::email::Mailer;
+use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::settings::{ConfigError, Settings, ThemeSettings};
 use crate::store::Store;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub jwks: String,
     /// Set on SIGTERM: /readyz answers 503 while in-flight requests finish.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The participant endpoints' rate limit, when configured.
+    pub rate_limiter: Option<RateLimiter>,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
         store: Store,
     ) -> Result<Self, ConfigError> {
         let mailer = Mailer::from_settings(&settings)?;
+        let rate_limiter = settings.server.rate_limit.as_ref().map(RateLimiter::new);
         let mut tenants = HashMap::new();
         let mut api_keys = Vec::new();
         for (id, t) in &settings.tenants {
@@ -98,6 +102,7 @@ impl AppState {
             metrics: Metrics::default(),
             jwks,
             draining: std::sync::atomic::AtomicBool::new(false),
+            rate_limiter,
         })
     }
 

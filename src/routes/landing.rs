@@ -141,6 +141,9 @@ pub async fn dispatch(
     else {
         return ApiError::NotFound.error_response();
     };
+    if let Err(limited) = super::throttle(&state, &req) {
+        return status_page(None, &limited);
+    }
     match *req.method() {
         Method::GET | Method::HEAD => show(&req, &state, token).await,
         Method::POST => match serde_urlencoded::from_bytes::<JoinForm>(&body) {

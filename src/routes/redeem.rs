@@ -1,7 +1,12 @@
-//! `POST /v1/redeem`: public; consumes a use.
+//! `POST /v1/redeem`: public; consumes a use. Optionally rate-limited per client and open to
+//! browsers of the configured origins (CORS).
 
-use actix_web::{HttpResponse, web};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{Error, HttpRequest, HttpResponse, web};
 
+use super::throttle;
 use crate::error::ApiError;
 use crate::service::redeem::{RedeemRequest, redeem as redeem_link};
 use crate::state::AppState;
@@ -9,9 +14,61 @@ use crate::state::AppState;
 /// Redeems a link for a grant.
 #[tracing::instrument(skip_all)]
 pub async fn redeem(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RedeemRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    throttle(&state, &req)?;
     let redeemed = redeem_link(&state, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(redeemed))
+}
+
+/// The request's `Origin` when CORS allows it.
+fn allowed_origin(state: &AppState, req: &HttpRequest) -> Option<HeaderValue> {
+    let origins = &state.settings.server.cors_allowed_origins;
+    let origin = req.headers().get(header::ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    origins
+        .iter()
+        .any(|o| o.trim_end_matches('/') == text)
+        .then(|| origin.clone())
+}
+
+/// CORS preflight of `POST /v1/redeem`: allowed origins get the headers, others nothing.
+pub async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let mut response = HttpResponse::NoContent();
+    response.insert_header((header::VARY, "Origin"));
+    if let Some(origin) = allowed_origin(&state, &req) {
+        response
+            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type"))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
+    }
+    response.finish()
+}
+
+/// Adds `Access-Control-Allow-Origin` to every answer of the resource (errors included, so a
+/// browser can read why a redemption failed) when the origin is allowed.
+pub fn cors<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    let origin = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| allowed_origin(state, req.request()));
+    let call = srv.call(req);
+    async move {
+        let mut response = call.await?;
+        if let Some(origin) = origin {
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        Ok(response)
+    }
 }

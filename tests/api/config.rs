@@ -127,6 +127,22 @@ fn configuration_errors_name_the_key() {
         ("[store]\nkey_prefix = \"{bad}\"", "store.key_prefix"),
         ("[store]\ntimeout_ms = 0", "store.timeout_ms"),
         ("[email]\ntransport = \"http\"", "email.http.url"),
+        (
+            "[server.rate_limit]\nrequests_per_second = 0\nburst = 5",
+            "server.rate_limit.requests_per_second",
+        ),
+        (
+            "[server.rate_limit]\nrequests_per_second = 5\nburst = 0",
+            "server.rate_limit.burst",
+        ),
+        (
+            "[server.rate_limit]\nrequests_per_second = 5\nburst = 5\ntrusted_proxies = [\"10.0.0.0/33\"]",
+            "server.rate_limit.trusted_proxies",
+        ),
+        (
+            "[server]\ncors_allowed_origins = [\"https://app.example/path\"]",
+            "server.cors_allowed_origins",
+        ),
     ];
     for (toml, key) in cases {
         let err = load("development", toml, &[]).unwrap_err();

@@ -9,6 +9,7 @@ mod config;
 mod create;
 mod email;
 mod landing;
+mod limits;
 mod ops;
 mod outage;
 mod redeem;
