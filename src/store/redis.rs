@@ -44,6 +44,37 @@ enum Conn {
     Cluster(ClusterConnection),
 }
 
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// How to reach Redis.
 enum Target {
     Single {
@@ -142,24 +173,38 @@ impl RedisStore {
         Ok(conn)
     }
 
-    /// Runs a script within the store timeout. `invoke_async` loads the script again after a
-    /// NOSCRIPT (restart, failover, SCRIPT FLUSH); in a cluster SCRIPT LOAD goes to every
-    /// primary and EVALSHA to the slot's owner.
+    /// Runs one Redis exchange on this thread's connection within `limit`: past it the
+    /// caller gets an error (redeem answers 503) instead of waiting on a slow Redis.
+    async fn within<T, F>(
+        &self,
+        limit: Duration,
+        exchange: impl FnOnce(Conn) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let call = async {
+            exchange(self.conn().await?)
+                .await
+                .map_err(|e| StoreError(format!("redis: {e}")))
+        };
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError("redis: timed out".to_owned())),
+        }
+    }
+
+    /// Runs a script. `invoke_async` loads it again after a NOSCRIPT (restart, failover,
+    /// SCRIPT FLUSH); in a cluster SCRIPT LOAD goes to every primary and EVALSHA to the slot's
+    /// owner.
     async fn run<T: FromRedisValue>(
         &self,
         invocation: ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let call = async {
-            let result = match self.conn().await? {
-                Conn::Single(mut c) => invocation.invoke_async(&mut c).await,
-                Conn::Cluster(mut c) => invocation.invoke_async(&mut c).await,
-            };
-            result.map_err(|e| StoreError(format!("redis: {e}")))
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError("redis: timed out".to_owned())),
-        }
+        self.within(self.timeout, |mut c| async move {
+            invocation.invoke_async(&mut c).await
+        })
+        .await
     }
 
     /// Runs a plain command within `limit`.
@@ -168,32 +213,16 @@ impl RedisStore {
         cmd: &redis::Cmd,
         limit: Duration,
     ) -> Result<T, StoreError> {
-        let call = async {
-            let result = match self.conn().await? {
-                Conn::Single(mut c) => cmd.query_async(&mut c).await,
-                Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
-            };
-            result.map_err(|e| StoreError(format!("redis: {e}")))
-        };
-        match tokio::time::timeout(limit, call).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError("redis: timed out".to_owned())),
-        }
+        self.within(limit, |mut c| async move { cmd.query_async(&mut c).await })
+            .await
     }
 
     /// Runs a pipeline within the store timeout.
     async fn query_pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, StoreError> {
-        let call = async {
-            let result = match self.conn().await? {
-                Conn::Single(mut c) => pipe.query_async(&mut c).await,
-                Conn::Cluster(mut c) => pipe.query_async(&mut c).await,
-            };
-            result.map_err(|e| StoreError(format!("redis: {e}")))
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError("redis: timed out".to_owned())),
-        }
+        self.within(self.timeout, |mut c| async move {
+            pipe.query_async(&mut c).await
+        })
+        .await
     }
 
     /// Redis's `maxmemory-policy`, when the server lets us read it.
