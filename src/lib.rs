@@ -17,7 +17,7 @@
 //! - [`email`]: invite email templates and transports (log, HTTP relay).
 //! - [`service`]: the invite operations (create, redeem, introspect, revoke) over tokens and store.
 //! - [`routes`]: HTTP handlers, one file per endpoint group.
-//! - [`pages`]: the participant pages (one handlebars layout, strict CSP with a nonce).
+//! - [`pages`]: the participant pages (one layout, strict CSP with a per-response nonce).
 //! - [`error`]: the one API error type and its problem+json form.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`limits`]: the optional per-client rate limit of the participant endpoints.

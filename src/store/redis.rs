@@ -1,5 +1,5 @@
-//! The Redis store: every operation is one Lua script, so concurrent redemptions from any
-//! number of replicas serialise inside Redis.
+//! The Redis store: every write is one Lua script, so concurrent redemptions from any number of
+//! replicas serialise inside Redis; reads are plain commands.
 //!
 //! Key layout (all of a tenant's keys share the hash tag `{tenant}`, so one script may touch
 //! a link's keys and its scope revocations together, also on a Redis Cluster):
