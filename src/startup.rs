@@ -147,7 +147,7 @@ impl Application {
         tokio::spawn(async move {
             if let Store::Redis(redis) = &state.store
                 && let Some(policy) = redis.maxmemory_policy().await
-                && policy.starts_with("allkeys-")
+                && crate::store::evicts_keys(&policy)
             {
                 tracing::warn!(
                     policy = %policy,

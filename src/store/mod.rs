@@ -200,6 +200,13 @@ impl UseStore for Store {
     }
 }
 
+/// Whether a Redis `maxmemory-policy` can evict this service's keys: `allkeys-*` evicts use
+/// counters and revocation markers under memory pressure, silently letting used or revoked
+/// links in again.
+pub fn evicts_keys(policy: &str) -> bool {
+    policy.starts_with("allkeys-")
+}
+
 /// Current unix time, seconds.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

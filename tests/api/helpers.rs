@@ -44,6 +44,11 @@ impl RedisServer {
         Self::start_on(free_port())
     }
 
+    /// Starts a server on a free port with extra `redis-server` arguments (later ones win).
+    pub fn start_with(extra: &[&str]) -> Self {
+        Self::spawn(free_port(), extra)
+    }
+
     /// Starts a server on `port` and waits until it answers.
     pub fn start_on(port: u16) -> Self {
         Self::spawn(port, &[])

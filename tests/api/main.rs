@@ -10,6 +10,7 @@ mod create;
 mod email;
 mod landing;
 mod limits;
+mod logs;
 mod ops;
 mod outage;
 mod redeem;

@@ -1,0 +1,137 @@
+//! What the real binary writes to its log: never a token, a key or a secret.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_ids_not_tokens_or_secrets() {
+    let redis = RedisServer::start();
+    let port = free_port();
+    let toml = test_toml(Backend::Redis, &redis.url(), "l", "")
+        .replace("port = 0", &format!("port = {port}"));
+    let dir = std::env::temp_dir().join(format!("itm-logs-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.toml");
+    std::fs::write(&file, &toml).unwrap();
+    let log = dir.join("service.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_invitetomedia"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("INVITETOMEDIA_CONFIG", &file)
+        .env("RUST_LOG", "debug")
+        .env_remove("APP_ENV")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the service did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Create with an email (log transport prints the message), open, join, redeem, revoke.
+    let mut body = invite_body();
+    body["send_email"] = json!(true);
+    let created: serde_json::Value = client
+        .post(format!("{base}/v1/invites"))
+        .bearer_auth(DEMO_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let jti = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["email"]["status"], "sent");
+    client
+        .get(format!("{base}/i/{token}"))
+        .send()
+        .await
+        .unwrap();
+    let redeemed: serde_json::Value = client
+        .post(format!("{base}/v1/redeem"))
+        .json(&json!({ "token": token, "email": "ada@example.com", "device_id": device(1) }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grant = redeemed["grant"].as_str().unwrap().to_owned();
+    client
+        .post(format!("{base}/v1/redeem"))
+        .json(&json!({ "token": format!("{token}x"), "email": "a@b.co" }))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{base}/v1/invites/revoke"))
+        .bearer_auth(DEMO_KEY)
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = child;
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&jti), "the invite id is logged:\n{text}");
+    assert!(
+        text.contains("invite email"),
+        "the log transport printed the message"
+    );
+    let signature = token.rsplit('.').next().unwrap();
+    for (what, secret) in [
+        ("the token", token.as_str()),
+        ("the token's signature", signature),
+        ("the grant", grant.as_str()),
+        ("the API key", DEMO_KEY),
+        ("the invite secret", INVITE_SECRET),
+    ] {
+        assert!(!text.contains(secret), "{what} appears in the log");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn an_evicting_redis_policy_is_detected() {
+    let redis = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let store =
+        invitetomedia::store::RedisStore::new(&redis.url(), "p", Duration::from_millis(250))
+            .unwrap();
+    let policy = store.maxmemory_policy().await;
+    assert_eq!(policy.as_deref(), Some("allkeys-lru"));
+    assert!(invitetomedia::store::evicts_keys(
+        policy.as_deref().unwrap()
+    ));
+    assert!(!invitetomedia::store::evicts_keys("noeviction"));
+    assert!(!invitetomedia::store::evicts_keys("volatile-lru"));
+}
