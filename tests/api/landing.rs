@@ -416,3 +416,48 @@ async fn demo_accept_verifies_grants() {
     assert_eq!(forged.status().as_u16(), 401);
     assert_eq!(app.get_text("/demo/accept").await.0, 200);
 }
+
+#[tokio::test]
+async fn demo_accept_is_not_served_in_production() {
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "p", "");
+    let settings = invitetomedia::settings::Settings::load(&invitetomedia::settings::LoadOptions {
+        config_dir: "config".into(),
+        app_env: "production".into(),
+        extra_toml: Some(toml),
+        env: Some(Default::default()),
+        ..Default::default()
+    })
+    .unwrap();
+    let app = invitetomedia::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert_eq!(
+        client
+            .get(format!("{address}/demo/accept"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let posted = client
+        .post(format!("{address}/demo/accept"))
+        .form(&[("grant", "a.b.c")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 404);
+    // And the demo tenant's published key opens nothing there.
+    let create = client
+        .post(format!("{address}/v1/invites"))
+        .bearer_auth(DEMO_KEY)
+        .json(&invite_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create.status().as_u16(), 401);
+}
