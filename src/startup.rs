@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::metrics::{RouteLabels, RouteOnly, method_label, route_label};
 use crate::settings::{ConfigError, Settings, StoreBackend};
 use crate::state::AppState;
-use crate::store::{MemoryStore, RedisStore, Store};
+use crate::store::{MemoryStore, RedisStore, Store, UseStore};
 use crate::tokens::{Keyring, Purpose};
 
 /// Largest request body, bytes.
@@ -165,6 +165,12 @@ impl Application {
             .content_type_required(false)
             .error_handler(|err, _req| ApiError::from(err).into());
         let mut server = HttpServer::new(move || {
+            // Runs on each worker thread as it starts: open this worker's store connection now
+            // rather than inside the first request's 250 ms budget.
+            let warm = state.clone();
+            actix_web::rt::spawn(async move {
+                let _ = warm.store.ping().await;
+            });
             App::new()
                 .app_data(state.clone())
                 .app_data(json_config.clone())

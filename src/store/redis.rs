@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{Client, FromRedisValue, Script, ScriptInvocation};
+use tokio::sync::OnceCell;
 
 use super::{LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore};
 use crate::domain::UseLimit;
@@ -32,7 +34,10 @@ thread_local! {
     /// This thread's connection of each store. Each HTTP worker is a single-threaded runtime:
     /// a connection whose driver task runs on the worker's own thread answers a script without
     /// waking another thread, which measurably raises redemption throughput (see README).
-    static CONNECTIONS: RefCell<HashMap<u64, Conn>> = RefCell::new(HashMap::new());
+    /// One cell per store: concurrent first uses on a thread wait for one connection attempt
+    /// instead of each opening its own (a burst of requests on a fresh worker would otherwise
+    /// start dozens of cluster slot discoveries at once).
+    static CONNECTIONS: RefCell<HashMap<u64, Arc<OnceCell<Conn>>>> = RefCell::new(HashMap::new());
 }
 
 /// A multiplexed connection; both kinds reconnect by themselves.
@@ -154,23 +159,25 @@ impl RedisStore {
     /// a cluster connection discovers the slots when made (bounded by the store timeout by the
     /// caller) and is made again on the next call if that fails.
     async fn conn(&self) -> Result<Conn, StoreError> {
-        if let Some(conn) = CONNECTIONS.with(|cell| cell.borrow().get(&self.id).cloned()) {
-            return Ok(conn);
-        }
-        let conn = match &self.target {
-            Target::Single { client, config } => Conn::Single(
-                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                    .map_err(|e| StoreError(e.to_string()))?,
-            ),
-            Target::Cluster(client) => Conn::Cluster(
-                client
-                    .get_async_connection()
-                    .await
-                    .map_err(|e| StoreError(format!("redis cluster: {e}")))?,
-            ),
-        };
-        CONNECTIONS.with(|cell| cell.borrow_mut().insert(self.id, conn.clone()));
-        Ok(conn)
+        let cell =
+            CONNECTIONS.with(|cells| Arc::clone(cells.borrow_mut().entry(self.id).or_default()));
+        let conn = cell
+            .get_or_try_init(|| async {
+                Ok::<_, StoreError>(match &self.target {
+                    Target::Single { client, config } => Conn::Single(
+                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                            .map_err(|e| StoreError(e.to_string()))?,
+                    ),
+                    Target::Cluster(client) => Conn::Cluster(
+                        client
+                            .get_async_connection()
+                            .await
+                            .map_err(|e| StoreError(format!("redis cluster: {e}")))?,
+                    ),
+                })
+            })
+            .await?;
+        Ok(conn.clone())
     }
 
     /// Runs one Redis exchange on this thread's connection within `limit`: past it the
