@@ -587,3 +587,64 @@ pub fn mint_invite(app: &TestApp, tid: &str, changes: Value) -> String {
     };
     mint(&app.state.invite_keys, claims, &personal).unwrap()
 }
+
+/// The real `invitetomedia` binary on `port`, started from a config file and ready.
+pub struct Binary {
+    /// The process.
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// HTTP client (no proxy).
+    pub client: reqwest::Client,
+    /// Its stdout (the log), when captured.
+    pub log: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+/// Starts the binary with `toml` (whose `[server] port` is `port`) as `INVITETOMEDIA_CONFIG`;
+/// with `capture_log` its stdout goes to `Binary::log` at `RUST_LOG=debug`.
+pub async fn spawn_binary(toml: &str, port: u16, capture_log: bool) -> Binary {
+    let dir = std::env::temp_dir().join(format!("itm-bin-{port}-{}", &random_id()[..6]));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.toml");
+    std::fs::write(&file, toml).unwrap();
+    let log = dir.join("service.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_invitetomedia"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("INVITETOMEDIA_CONFIG", &file)
+        .env_remove("APP_ENV")
+        .stderr(Stdio::null());
+    if capture_log {
+        command
+            .env("RUST_LOG", "debug")
+            .stdout(std::fs::File::create(&log).unwrap());
+    } else {
+        command.stdout(Stdio::null());
+    }
+    let child = command.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the service did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Binary {
+        child,
+        base,
+        client,
+        log,
+        _dir: TempDir(dir),
+    }
+}

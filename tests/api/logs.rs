@@ -1,7 +1,7 @@
 //! What the real binary writes to its log: never a token, a key or a secret.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -13,37 +13,8 @@ async fn logs_carry_ids_not_tokens_or_secrets() {
     let port = free_port();
     let toml = test_toml(Backend::Redis, &redis.url(), "l", "")
         .replace("port = 0", &format!("port = {port}"));
-    let dir = std::env::temp_dir().join(format!("itm-logs-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("config.toml");
-    std::fs::write(&file, &toml).unwrap();
-    let log = dir.join("service.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_invitetomedia"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("INVITETOMEDIA_CONFIG", &file)
-        .env("RUST_LOG", "debug")
-        .env_remove("APP_ENV")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the service did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut bin = spawn_binary(&toml, port, true).await;
+    let (base, client) = (bin.base.clone(), bin.client.clone());
 
     // Create with an email (log transport prints the message), open, join, redeem, revoke.
     let mut body = invite_body();
@@ -90,19 +61,16 @@ async fn logs_carry_ids_not_tokens_or_secrets() {
         .await
         .unwrap();
 
+    let pid = bin.child.id().to_string();
     assert!(
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &pid])
             .status()
             .unwrap()
             .success()
     );
-    let mut child = child;
-    tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let text = std::fs::read_to_string(&log).unwrap();
+    bin.child.wait().unwrap();
+    let text = std::fs::read_to_string(&bin.log).unwrap();
     assert!(text.contains(&jti), "the invite id is logged:\n{text}");
     assert!(
         text.contains("invite email"),
@@ -118,7 +86,6 @@ async fn logs_carry_ids_not_tokens_or_secrets() {
     ] {
         assert!(!text.contains(secret), "{what} appears in the log");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Scale-out: several replicas on one store, key rotation across instances, graceful shutdown
 //! of the real binary.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -157,35 +157,12 @@ async fn sigterm_drains_in_flight_redemptions() {
             &format!("port = {port}\ndrain_delay_seconds = 2\nshutdown_timeout_seconds = 10"),
         )
         .replace("key_prefix =", "timeout_ms = 5000\nkey_prefix =");
-    let dir = std::env::temp_dir().join(format!("itm-shutdown-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("config.toml");
-    std::fs::write(&file, &toml).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_invitetomedia"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("INVITETOMEDIA_CONFIG", &file)
-        .env_remove("APP_ENV")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the service did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let Binary {
+        mut child,
+        base,
+        client,
+        ..
+    } = spawn_binary(&toml, port, false).await;
     let created: serde_json::Value = client
         .post(format!("{base}/v1/invites"))
         .bearer_auth(DEMO_KEY)
@@ -251,5 +228,4 @@ async fn sigterm_drains_in_flight_redemptions() {
     // Counted once.
     let app = spawn_configured(&test_toml(Backend::Redis, &redis.url(), &prefix, "")).await;
     assert_eq!(app.introspect(&token).await.body["uses"], 1);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -198,19 +198,7 @@ async fn redis_store_semantics() {
     let prefix = format!("s{}", &random_id()[..8]);
     let store = RedisStore::new(&redis.url(), &prefix, Duration::from_millis(250)).unwrap();
     semantics(&store).await;
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query(&mut redis.connection())
-        .unwrap();
-    let jti = random_id();
-    let after_flush = link(&jti, limited(1), unix_now() + 5);
-    assert_eq!(
-        store.redeem(&after_flush, "d1").await.unwrap(),
-        Redemption::Admitted {
-            uses: 1,
-            reentry: false
-        }
-    );
+    reloads_scripts_after_flush(&store, &[redis]).await;
 }
 
 #[tokio::test]
@@ -231,15 +219,20 @@ async fn redis_cluster_store_semantics() {
         found += keys.len();
     }
     assert!(found > 0);
-    // A flushed script cache (a restart or a failover to a node that never saw the script)
-    // answers NOSCRIPT: the script is loaded again and the call succeeds.
-    for node in &cluster.nodes {
+    reloads_scripts_after_flush(&store, &cluster.nodes.iter().collect::<Vec<_>>()).await;
+}
+
+/// A flushed script cache (a restart, or a failover to a node that never saw the script)
+/// answers NOSCRIPT: the script is loaded again and the call succeeds.
+async fn reloads_scripts_after_flush(store: &RedisStore, nodes: &[&RedisServer]) {
+    for node in nodes {
         let _: () = redis::cmd("SCRIPT")
             .arg("FLUSH")
             .query(&mut node.connection())
             .unwrap();
     }
     let jti = random_id();
+    // Issued after the scope revocations `semantics` made.
     let after_flush = link(&jti, limited(1), unix_now() + 5);
     assert_eq!(
         store.redeem(&after_flush, "d1").await.unwrap(),
