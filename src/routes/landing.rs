@@ -219,21 +219,17 @@ async fn join(req: &HttpRequest, state: &AppState, token: &str, form: JoinForm) 
     };
     let response = match redeem(state, request).await {
         Ok(redeemed) => {
-            // The token verified inside redeem; verifying again (microseconds) gives the
-            // tenant and title for the hand-off page.
-            let invite = verify_invite(state, token).ok();
-            let title = invite
-                .as_ref()
-                .and_then(|i| i.token.personal_data().ok())
-                .map(|p| p.title)
-                .filter(|t| !t.is_empty());
             let mut page = Page::new("granted", "Joining…");
+            let title = match redeemed.media_title.as_str() {
+                "" => "the session".to_owned(),
+                title => title.to_owned(),
+            };
             page.accept = Some(Handoff {
                 url: redeemed.accept_url,
                 grant: redeemed.grant,
-                title: title.unwrap_or_else(|| "the session".to_owned()),
+                title,
             });
-            pages::respond(StatusCode::OK, invite.as_ref().map(|i| &*i.tenant), &page)
+            pages::respond(StatusCode::OK, Some(&redeemed.tenant), &page)
         }
         Err(error) => retry_or_status(state, token, error, form),
     };

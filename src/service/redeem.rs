@@ -3,13 +3,15 @@
 //! `not_yet_valid`, `expired`, `invalid_request`, `email_mismatch`, `restricted_domain`,
 //! `revoked`, `exhausted`. Nothing is consumed unless a grant is returned.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Invite, open_invite, rfc3339};
 use crate::domain::invite::{FieldErrors, device_id, display_text};
 use crate::domain::{EmailAddress, InviteeRole, MediaType};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, Tenant};
 use crate::store::{Redemption, UseStore, unix_now};
 use crate::tokens::{GrantClaims, random_id, sign_grant};
 
@@ -45,6 +47,12 @@ pub struct Redeemed {
     pub invite: InviteView,
     /// The participant.
     pub participant: Participant,
+    /// The link's tenant (for the participant pages; not part of the API answer).
+    #[serde(skip)]
+    pub tenant: Arc<Tenant>,
+    /// The media title sealed in the link (for the hand-off page; not part of the API answer).
+    #[serde(skip)]
+    pub media_title: String,
 }
 
 /// The invite as a redemption reports it.
@@ -158,9 +166,11 @@ async fn redeem_checked(
         Redemption::Revoked => return Err(ApiError::Revoked),
         Redemption::Exhausted { .. } => return Err(ApiError::Exhausted),
     };
-    grant(
+    let mut redeemed = grant(
         state, &invite, email, first_name, last_name, device, uses, reentry,
-    )
+    )?;
+    redeemed.media_title = personal.title;
+    Ok(redeemed)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -217,6 +227,8 @@ fn grant(
             first_name,
             last_name,
         },
+        tenant: Arc::clone(tenant),
+        media_title: String::new(),
     })
 }
 

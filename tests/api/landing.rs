@@ -176,6 +176,14 @@ async fn joining_hands_the_grant_to_the_platform() {
     )
     .await;
     assert_eq!((joined.status, joined.code()), (200, "granted"));
+    assert!(
+        joined.body.contains("Taking you to Weekly seminar"),
+        "the hand-off names the media"
+    );
+    assert!(
+        joined.body.contains("<span>Demo University</span>"),
+        "and the tenant"
+    );
     assert_page_headers(&joined);
     assert!(
         joined
