@@ -28,6 +28,8 @@ pub struct Tenant {
     pub default_language: Option<String>,
     /// Look of the participant pages.
     pub theme: ThemeSettings,
+    /// The pages' CSP directives for the logo and the hand-off form, built once.
+    pub page_sources: String,
     /// Module settings.
     pub module: ModuleSettings,
 }
@@ -79,6 +81,7 @@ impl AppState {
                 grant_audience: t.grant_audience.clone(),
                 default_language: t.default_language.clone(),
                 theme: t.theme.clone(),
+                page_sources: crate::pages::page_sources(&t.theme, &t.accept_url),
                 module: t.module_settings(id)?,
             });
             for hash in &t.api_keys {

@@ -114,8 +114,11 @@ impl RedisStore {
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
         let client =
             Client::open(url).map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
+        // No response timeout inside the client: `within` bounds every exchange already, and
+        // each armed timer that is due sooner than the runtime's next wake-up costs an eventfd
+        // write (a system call per Redis call).
         let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeout))
+            .set_response_timeout(None)
             .set_connection_timeout(Some(timeout.max(Duration::from_millis(500))))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
@@ -314,9 +317,8 @@ impl UseStore for RedisStore {
     ) -> Result<LinkStatus, StoreError> {
         let [uses_key, revoked_key, media_key, inviter_key, tenant_key] = self.link_keys(link);
         let digest = device.map(device_digest);
-        let mut pipe = redis::pipe();
-        let set = matches!(link.max, UseLimit::Limited(n) if n.get() > 1);
-        if set {
+        let (marks, uses, known) = if matches!(link.max, UseLimit::Limited(n) if n.get() > 1) {
+            let mut pipe = redis::pipe();
             pipe.cmd("MGET")
                 .arg(&revoked_key)
                 .arg(&media_key)
@@ -326,20 +328,17 @@ impl UseStore for RedisStore {
             pipe.cmd("SISMEMBER")
                 .arg(&uses_key)
                 .arg(digest.as_deref().unwrap_or(""));
-        } else {
-            pipe.cmd("MGET")
-                .arg(&revoked_key)
-                .arg(&media_key)
-                .arg(&inviter_key)
-                .arg(&tenant_key)
-                .arg(&uses_key);
-        }
-        let (marks, uses, known) = if set {
             let (marks, uses, known): (Vec<Option<String>>, u64, bool) =
                 self.query_pipe(&pipe).await?;
             (marks, uses, known)
         } else {
-            let (mut marks,): (Vec<Option<String>>,) = self.query_pipe(&pipe).await?;
+            let mut mget = redis::cmd("MGET");
+            mget.arg(&revoked_key)
+                .arg(&media_key)
+                .arg(&inviter_key)
+                .arg(&tenant_key)
+                .arg(&uses_key);
+            let mut marks: Vec<Option<String>> = self.query(&mget, self.timeout).await?;
             let holder = marks.pop().flatten();
             let (uses, known) = match (link.max, holder) {
                 (_, None) => (0, false),

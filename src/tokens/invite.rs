@@ -2,6 +2,7 @@
 //! that leaks through a proxy log or a chat preview reveals no personal data.
 
 use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -44,10 +45,13 @@ pub struct InviteClaims {
     pub pii: String,
 }
 
+/// What an invite's `aud` holds before the tenant id.
+const AUDIENCE_PREFIX: &str = "invitetomedia:";
+
 impl InviteClaims {
     /// The audience an invite of `tenant` carries.
     pub fn audience_for(tenant: &str) -> String {
-        format!("invitetomedia:{tenant}")
+        format!("{AUDIENCE_PREFIX}{tenant}")
     }
 }
 
@@ -131,13 +135,13 @@ pub fn mint(
     token.push_str(&key.invite_header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(payload, &mut token);
-    let signature = match &key.ed25519 {
-        Some(pair) => URL_SAFE_NO_PAD.encode(pair.sign(token.as_bytes())),
-        None => jsonwebtoken::crypto::sign(token.as_bytes(), &key.encoding, key.alg)
-            .map_err(|_| TokenError::Invalid("cannot sign"))?,
+    let signature = match (&key.ed25519, &key.hmac) {
+        (Some(pair), _) => pair.sign(token.as_bytes()).as_ref().to_vec(),
+        (None, Some(mac)) => hmac::sign(mac, token.as_bytes()).as_ref().to_vec(),
+        (None, None) => return Err(TokenError::Invalid("cannot sign")),
     };
     token.push('.');
-    token.push_str(&signature);
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
     Ok(token)
 }
 
@@ -150,6 +154,44 @@ pub fn verify<'k>(
     token: &str,
 ) -> Result<VerifiedInvite<'k>, TokenError> {
     check_compact_shape(token)?;
+    let (message, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+    let (header, payload) = message.split_once('.').ok_or(TokenError::Malformed)?;
+    // Every invite this service signs carries one of the ring's own prepared headers, byte
+    // for byte: a match pins the key (and with it `alg`) without parsing JSON. Any other
+    // header is parsed and held to the same rules, so a foreign one is refused with its reason.
+    let key = match ring.keys().iter().find(|k| k.invite_header == header) {
+        Some(key) => key,
+        None => key_for_header(ring, token)?,
+    };
+    let valid = match &key.hmac {
+        Some(mac) => {
+            let mut tag = [0u8; 32];
+            matches!(URL_SAFE_NO_PAD.decode_slice(signature, &mut tag), Ok(32))
+                && hmac::verify(mac, message.as_bytes(), &tag).is_ok()
+        }
+        None => jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding, key.alg)
+            .map_err(|_| TokenError::Invalid("signature"))?,
+    };
+    if !valid {
+        return Err(TokenError::Invalid("signature or claims"));
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Invalid("claims"))?;
+    let claims: InviteClaims =
+        serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid("signature or claims"))?;
+    if claims.iss != issuer {
+        return Err(TokenError::Invalid("iss"));
+    }
+    if claims.aud.strip_prefix(AUDIENCE_PREFIX) != Some(claims.tid.as_str()) {
+        return Err(TokenError::Invalid("aud"));
+    }
+    Ok(VerifiedInvite { claims, key })
+}
+
+/// The key of a header that is not one of the ring's own: `typ`, no key-carrying headers,
+/// `kid` in the ring, `alg` equal to the key's.
+fn key_for_header<'k>(ring: &'k Keyring, token: &str) -> Result<&'k Key, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("header"))?;
     if header.typ.as_deref() != Some(INVITE_TYP) {
         return Err(TokenError::Invalid("typ"));
@@ -170,30 +212,7 @@ pub fn verify<'k>(
     if header.alg != key.alg {
         return Err(TokenError::Invalid("alg"));
     }
-    // jsonwebtoken::decode would parse the header twice more and the claims twice; the
-    // signature check is the crate's, the single claims parse is typed (a string `exp` fails).
-    let (message, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-    let valid = jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding, key.alg)
-        .map_err(|_| TokenError::Invalid("signature"))?;
-    if !valid {
-        return Err(TokenError::Invalid("signature or claims"));
-    }
-    let payload = message
-        .split_once('.')
-        .map(|(_, p)| p)
-        .ok_or(TokenError::Malformed)?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| TokenError::Invalid("claims"))?;
-    let claims: InviteClaims =
-        serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid("signature or claims"))?;
-    if claims.iss != issuer {
-        return Err(TokenError::Invalid("iss"));
-    }
-    if claims.aud != InviteClaims::audience_for(&claims.tid) {
-        return Err(TokenError::Invalid("aud"));
-    }
-    Ok(VerifiedInvite { claims, key })
+    Ok(key)
 }
 
 fn seal(key: &Key, jti: &str, personal: &InvitePersonalData) -> Result<String, TokenError> {
@@ -347,5 +366,63 @@ mod tests {
             verify(&ring, "invitetomedia", &token).unwrap_err(),
             TokenError::Invalid("aud")
         );
+    }
+
+    /// Re-signs `token`'s payload under `header` with the HS256 `secret`, through jsonwebtoken.
+    fn resigned(token: &str, header: &str, secret: &str) -> String {
+        let payload = token.split('.').nth(1).unwrap();
+        let message = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header));
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+                .unwrap();
+        format!("{message}.{signature}")
+    }
+
+    #[test]
+    fn headers_other_than_the_rings_own_are_parsed_and_held_to_the_rules() {
+        let secret = "k".repeat(32);
+        let ring = ring("i1", &secret);
+        let token = mint(&ring, claims(), &personal()).unwrap();
+        // The same header with its members in another order, by another JWT library.
+        let reordered = resigned(
+            &token,
+            r#"{"kid":"i1","typ":"invite+jwt","alg":"HS256"}"#,
+            &secret,
+        );
+        assert_ne!(reordered.split('.').next(), token.split('.').next());
+        let verified = verify(&ring, "invitetomedia", &reordered).unwrap();
+        assert_eq!(verified.personal_data().unwrap(), personal());
+        for (header, reason) in [
+            (r#"{"kid":"i1","typ":"JWT","alg":"HS256"}"#, "typ"),
+            (
+                r#"{"kid":"i1","typ":"invite+jwt","alg":"HS256","jku":"https://x"}"#,
+                "key-carrying header",
+            ),
+            (r#"{"kid":"i2","typ":"invite+jwt","alg":"HS256"}"#, "kid"),
+            (r#"{"kid":"i1","typ":"invite+jwt","alg":"HS384"}"#, "alg"),
+        ] {
+            let forged = resigned(&token, header, &secret);
+            assert_eq!(
+                verify(&ring, "invitetomedia", &forged).unwrap_err(),
+                TokenError::Invalid(reason),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_hs256_signature_must_be_exactly_one_mac() {
+        let ring = ring("i1", &"k".repeat(32));
+        let token = mint(&ring, claims(), &personal()).unwrap();
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        let mac = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        for bad in [&mac[..31], &[mac.as_slice(), &[0]].concat()[..]] {
+            let forged = format!("{message}.{}", URL_SAFE_NO_PAD.encode(bad));
+            assert_eq!(
+                verify(&ring, "invitetomedia", &forged).unwrap_err(),
+                TokenError::Invalid("signature or claims")
+            );
+        }
     }
 }

@@ -1,15 +1,17 @@
 //! Signing keys by `kid`, parsed once at start-up. The first key of a ring signs; every key
 //! verifies, which is how keys rotate without downtime.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 
 use aws_lc_rs::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::settings::{ConfigError, KeySettings, read_key_file};
 
@@ -40,9 +42,10 @@ pub struct Key {
     pub kid: String,
     /// The only algorithm this key accepts.
     pub alg: Algorithm,
-    /// For jsonwebtoken signing (invites).
-    pub(crate) encoding: EncodingKey,
-    /// For jsonwebtoken verification.
+    /// The HMAC key of an HS256 key, its inner and outer pads computed once (jsonwebtoken
+    /// would set the key up again for every signature and every check).
+    pub(crate) hmac: Option<hmac::Key>,
+    /// For jsonwebtoken verification of EdDSA signatures.
     pub(crate) decoding: DecodingKey,
     /// base64url of this key's invite header `{"alg":…,"typ":"invite+jwt","kid":…}`, built once.
     pub(crate) invite_header: String,
@@ -76,7 +79,7 @@ impl Key {
         Self::assemble(
             kid,
             Algorithm::HS256,
-            EncodingKey::from_secret(secret),
+            Some(hmac::Key::new(hmac::HMAC_SHA256, secret)),
             DecodingKey::from_secret(secret),
             None,
             secret,
@@ -93,7 +96,7 @@ impl Key {
         Ok(Self::assemble(
             kid,
             Algorithm::EdDSA,
-            EncodingKey::from_ed_der(pkcs8),
+            None,
             decoding,
             Some(pair),
             pkcs8,
@@ -103,7 +106,7 @@ impl Key {
     fn assemble(
         kid: &str,
         alg: Algorithm,
-        encoding: EncodingKey,
+        hmac: Option<hmac::Key>,
         decoding: DecodingKey,
         ed25519: Option<Ed25519KeyPair>,
         ikm: &[u8],
@@ -129,7 +132,7 @@ impl Key {
         Self {
             kid: kid.to_owned(),
             alg,
-            encoding,
+            hmac,
             decoding,
             invite_header,
             grant_header,
@@ -157,7 +160,7 @@ impl Keyring {
     ) -> Result<Self, ConfigError> {
         if configured.is_empty() {
             let key = match purpose {
-                Purpose::Invite => Key::hs256("ephemeral-invite", &random_bytes::<32>()),
+                Purpose::Invite => Key::hs256("ephemeral-invite", &secret_bytes::<32>()),
                 Purpose::Grant => {
                     let pkcs8 =
                         Ed25519KeyPair::generate_pkcs8v1(&aws_lc_rs::rand::SystemRandom::new())
@@ -289,11 +292,45 @@ pub fn der_to_pem(der: &[u8]) -> String {
     pem
 }
 
-/// Cryptographically random bytes.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
+/// Fresh cryptographically random bytes straight from the generator: for key material.
+pub fn secret_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
     bytes
+}
+
+/// Bytes of this thread's random pool: the generator's output drawn 1 KiB at a time, each
+/// byte handed out once and wiped as it is taken.
+struct RandomPool {
+    bytes: [u8; 1024],
+    next: usize,
+}
+
+thread_local! {
+    static RANDOM_POOL: RefCell<RandomPool> = const {
+        RefCell::new(RandomPool { bytes: [0; 1024], next: 1024 })
+    };
+}
+
+/// Cryptographically random bytes for ids, nonces and device ids. Each call of the
+/// generator costs as much as drawing a kilobyte (it reseeds and reads the CPU's entropy
+/// instruction), so these come from a per-thread pool of its output. Key material uses
+/// [`secret_bytes`].
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    const { assert!(N <= 1024) };
+    RANDOM_POOL.with(|pool| {
+        let pool = &mut *pool.borrow_mut();
+        if pool.bytes.len() - pool.next < N {
+            aws_lc_rs::rand::fill(&mut pool.bytes).expect("the system random source is available");
+            pool.next = 0;
+        }
+        let taken = &mut pool.bytes[pool.next..pool.next + N];
+        let mut out = [0u8; N];
+        out.copy_from_slice(taken);
+        taken.fill(0);
+        pool.next += N;
+        out
+    })
 }
 
 /// A random URL-safe id of 128 bits (22 characters): token ids and generated device ids.
@@ -304,7 +341,7 @@ pub fn random_id() -> String {
 /// A new key for `invitetomedia keygen`: an HS256 secret, or an Ed25519 PKCS#8 PEM.
 pub fn generate(alg: &str) -> Result<String, String> {
     match alg {
-        "HS256" => Ok(URL_SAFE_NO_PAD.encode(random_bytes::<48>())),
+        "HS256" => Ok(URL_SAFE_NO_PAD.encode(secret_bytes::<48>())),
         "EdDSA" => Ed25519KeyPair::generate_pkcs8v1(&aws_lc_rs::rand::SystemRandom::new())
             .map(|doc| der_to_pem(doc.as_ref()))
             .map_err(|_| "cannot generate a key".to_owned()),
@@ -417,5 +454,22 @@ mod tests {
         let printed = format!("{ring:?}");
         assert!(printed.contains("i1"));
         assert!(!printed.contains("super-secret"));
+    }
+
+    #[test]
+    fn pooled_random_bytes_are_never_handed_out_twice() {
+        // 16 KiB in draws of 16 and 24 bytes: sixteen refills of the 1 KiB pool, at offsets
+        // that do not divide it.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..640 {
+            assert!(seen.insert(random_bytes::<16>().to_vec()));
+            assert!(seen.insert(random_bytes::<24>().to_vec()));
+        }
+        assert_ne!(random_bytes::<1024>(), random_bytes::<1024>());
+        // The pool wipes what it hands out.
+        RANDOM_POOL.with(|pool| {
+            let pool = pool.borrow();
+            assert!(pool.bytes[..pool.next].iter().all(|&b| b == 0));
+        });
     }
 }

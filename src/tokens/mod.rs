@@ -21,24 +21,39 @@ pub enum TokenError {
     Invalid(&'static str),
 }
 
+/// Bytes of the base64url alphabet.
+const BASE64URL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
+
 /// The cheap structural checks that come before any decoding: the length cap and three
-/// non-empty base64url segments.
+/// non-empty base64url segments, in one pass over the bytes.
 pub fn check_compact_shape(token: &str) -> Result<(), TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
-    let mut segments = 0;
-    for segment in token.split('.') {
-        segments += 1;
-        if segment.is_empty()
-            || !segment
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+    let (mut dots, mut segment_len) = (0, 0);
+    for &b in token.as_bytes() {
+        if b == b'.' {
+            if segment_len == 0 {
+                return Err(TokenError::Malformed);
+            }
+            dots += 1;
+            segment_len = 0;
+        } else if BASE64URL[usize::from(b)] {
+            segment_len += 1;
+        } else {
             return Err(TokenError::Malformed);
         }
     }
-    if segments != 3 {
+    if dots != 2 || segment_len == 0 {
         return Err(TokenError::Malformed);
     }
     Ok(())
@@ -65,9 +80,14 @@ mod tests {
     #[test]
     fn compact_shape() {
         let long = format!("a.{}.c", "b".repeat(MAX_TOKEN_LEN));
-        let cases: [(&str, bool); 8] = [
+        let cases: [(&str, bool); 13] = [
             ("a.b.c", true),
+            ("aZ09-_.b.c", true),
             ("a.b", false),
+            ("a.b.", false),
+            (".b.c", false),
+            ("", false),
+            ("a.b.c\u{e9}", false),
             ("a.b.c.d", false),
             ("a..c", false),
             ("a.b.c=", false),
