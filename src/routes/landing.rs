@@ -3,7 +3,7 @@
 //! exactly like `POST /v1/redeem`, with the device cookie as device id, and hands the grant to
 //! the platform by an auto-submitting form.
 
-use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::header::HeaderValue;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
@@ -21,6 +21,9 @@ use crate::tokens::{InvitePersonalData, random_id};
 
 /// The device cookie.
 pub const DEVICE_COOKIE: &str = "itm_device";
+
+/// How long the device cookie lives: 180 days, in seconds.
+const DEVICE_COOKIE_MAX_AGE: &str = "15552000";
 
 /// The join form.
 #[derive(Debug, Deserialize)]
@@ -49,21 +52,31 @@ fn with_cookie(
     is_new: bool,
 ) -> HttpResponse {
     if is_new {
-        let cookie = Cookie::build(DEVICE_COOKIE, device.to_owned())
-            .path("/i/")
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(
-                state
-                    .settings
-                    .server
-                    .public_base_url
-                    .starts_with("https://"),
-            )
-            .max_age(CookieDuration::days(180))
-            .finish();
-        if let Err(e) = response.add_cookie(&cookie) {
-            tracing::warn!(cause = %e, "cannot set the device cookie");
+        // Written out rather than through the cookie builder (the page is served on every
+        // click); the value is a generated base64url id, which needs no quoting.
+        let secure = if state
+            .settings
+            .server
+            .public_base_url
+            .starts_with("https://")
+        {
+            "; Secure"
+        } else {
+            ""
+        };
+        let mut cookie = String::with_capacity(96);
+        cookie.push_str(DEVICE_COOKIE);
+        cookie.push('=');
+        cookie.push_str(device);
+        cookie.push_str("; HttpOnly; SameSite=Lax");
+        cookie.push_str(secure);
+        cookie.push_str("; Path=/i/; Max-Age=");
+        cookie.push_str(DEVICE_COOKIE_MAX_AGE);
+        match HeaderValue::try_from(cookie) {
+            Ok(value) => {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            Err(e) => tracing::warn!(cause = %e, "cannot set the device cookie"),
         }
     }
     response

@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, FromRedisValue, Script, ScriptInvocation};
+use redis::{Client, FromRedisValue, RedisWrite, Script, ScriptInvocation, ToRedisArgs};
 use tokio::sync::OnceCell;
 
 use super::{LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore};
@@ -249,14 +250,15 @@ impl RedisStore {
         format!("{}:{{{tenant}}}", self.prefix)
     }
 
-    fn link_keys(&self, link: &LinkRef<'_>) -> [String; 5] {
-        let tag = self.tag(link.tenant);
+    /// The five keys of a link, in the order of the redeem script's KEYS.
+    fn link_keys<'a>(&'a self, link: &LinkRef<'a>) -> [KeyName<'a>; 5] {
+        let key = |kind, id| KeyName([&self.prefix, ":{", link.tenant, kind, id]);
         [
-            format!("{tag}:u:{}", link.jti),
-            format!("{tag}:x:{}", link.jti),
-            format!("{tag}:m:{}", link.media_id),
-            format!("{tag}:i:{}", link.inviter_id),
-            format!("{tag}:t"),
+            key("}:u:", link.jti),
+            key("}:x:", link.jti),
+            key("}:m:", link.media_id),
+            key("}:i:", link.inviter_id),
+            key("}:t", ""),
         ]
     }
 
@@ -266,6 +268,23 @@ impl RedisStore {
             Scope::Media(id) => format!("{tag}:m:{id}"),
             Scope::Inviter(id) => format!("{tag}:i:{id}"),
             Scope::Tenant => format!("{tag}:t"),
+        }
+    }
+}
+
+/// A key name written into the command from its parts: `<prefix>:{<tenant>}:<kind>:<id>`,
+/// without a string of its own (five keys per redemption and per page view).
+struct KeyName<'a>([&'a str; 5]);
+
+impl ToRedisArgs for KeyName<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + RedisWrite,
+    {
+        let mut arg = out.writer_for_next_arg();
+        for part in self.0 {
+            // Writing into the command's own buffer cannot fail.
+            let _ = arg.write_all(part.as_bytes());
         }
     }
 }

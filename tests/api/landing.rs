@@ -127,7 +127,13 @@ async fn landing_shows_the_invitation_and_never_consumes() {
             .to_owned();
         assert!(body.contains(&format!("<style nonce=\"{nonce}\">")));
         let cookie = html.device_cookie().expect("a device cookie is set");
-        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/i/", "Secure"] {
+        for attribute in [
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/i/",
+            "Secure",
+            "Max-Age=15552000",
+        ] {
             assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
         }
     }
