@@ -42,20 +42,26 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "bench: $1 did not answer" >&2; exit 1; }
 
-# --- Redis on a free port -------------------------------------------------------------------
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction \
-  --daemonize no --logfile "$WORK/redis.log" &
-PIDS+=($!)
-for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+# --- Redis on free ports ------------------------------------------------------------------------
+start_redis() { # prints the port
+  local port
+  port=$(free_port)
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction \
+    --daemonize no --logfile "$WORK/redis-$port.log" >/dev/null &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  RPORT_STARTED=$port
+}
+start_redis
+RPORT=$RPORT_STARTED
 rcli() { redis-cli -p "$RPORT" "$@"; }
 
 # --- Configuration: generated keys, a bench tenant (and 49 more for the tenant-count run) ----
 API_KEY=bench-api-key-0123456789
 "$BIN" keygen --alg HS256 > "$WORK/invite.key"
 "$BIN" keygen --alg EdDSA > "$WORK/grant.pem"
-write_config() { # $1 = number of tenants, $2 = port
-  python3 - "$1" "$2" "$RPORT" "$WORK" "$("$BIN" hash-key "$API_KEY")" > "$WORK/config-$1.toml" <<'PY'
+write_config() { # $1 = number of tenants, $2 = port, $3 = Redis port
+  python3 - "$1" "$2" "$3" "$WORK" "$("$BIN" hash-key "$API_KEY")" > "$WORK/config-$2.toml" <<'PY'
 import sys, hashlib
 tenants, port, rport, work, bench_hash = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 print(f'''[server]
@@ -93,10 +99,10 @@ PY
 }
 
 SPID=
-start_service() { # $1 = number of tenants
+start_service() { # $1 = number of tenants, $2 = Redis port (default the main one); sets SPID, BASE
   PORT=$(free_port)
-  write_config "$1" "$PORT"
-  RUST_LOG=${BENCH_LOG:-warn} INVITETOMEDIA_CONFIG="$WORK/config-$1.toml" "$BIN" > "$WORK/service.log" 2>&1 &
+  write_config "$1" "$PORT" "${2:-$RPORT}"
+  RUST_LOG=${BENCH_LOG:-warn} INVITETOMEDIA_CONFIG="$WORK/config-$PORT.toml" "$BIN" > "$WORK/service-$PORT.log" 2>&1 &
   SPID=$!
   PIDS+=($SPID)
   BASE="http://127.0.0.1:$PORT"
@@ -221,7 +227,7 @@ export BENCH_TOKEN=$UNLIMITED
 wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$BASE/healthz" >/dev/null
 
 # Single-use links for every round, created before the rounds start (not measured).
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((SECONDS_PER_PHASE * ROUNDS * 3 / 4 + 2))s" -s "$WORK/prepare.lua" "$BASE/v1/invites" >/dev/null
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((SECONDS_PER_PHASE * ROUNDS + 2))s" -s "$WORK/prepare.lua" "$BASE/v1/invites" >/dev/null
 cat "$WORK"/tokens.[0-9]* > "$WORK/tokens.all"
 LINKS=$(wc -l < "$WORK/tokens.all")
 MEM_BEFORE=$(used_memory)
@@ -235,16 +241,20 @@ for round in $(seq 0 $((ROUNDS - 1))); do
   run_phase redeem_single "$WORK/redeem_single.lua" /v1/redeem
 done
 for phase in healthz create landing redeem_unlimited redeem_single; do median_round "$phase"; done
+# The same ceiling with one wrk thread: one runnable thread fewer than the 2 workers + 2 wrk
+# threads on 2 cores, which is what sets /healthz's p99 (README, Performance).
+THREADS=1 run_phase healthz_t1 "$WORK/healthz.lua" /healthz
 MEM_AFTER=$(used_memory)
 KEYS_AFTER=$(rcli dbsize)
 REDEEMED=$(( TOTAL[redeem_single] - NON2XX[redeem_single] ))
 NEW_KEYS=$(( KEYS_AFTER - KEYS_BEFORE ))
 PEAK_RSS=$(peak_rss_kib)
 
-# Scaling with live used links: an empty store plus 1,000 used single-use links, then
-# $PRELOAD of them (written straight into Redis in the service's own key shape).
-preload() { # count
-  python3 - "$1" <<'PY' | rcli --pipe >/dev/null
+# Scaling, each pair measured in alternating rounds like the main phases: redemption with
+# 1,000 vs $PRELOAD live used single-use links (two Redis servers, written straight in the
+# service's own key shape), and create with 1 vs 50 tenants configured.
+preload() { # port count
+  python3 - "$2" <<'PY' | redis-cli -p "$1" --pipe >/dev/null
 import sys, os, time, base64
 n, exp = int(sys.argv[1]), int(time.time()) + 3600
 out = sys.stdout.buffer
@@ -255,20 +265,27 @@ for i in range(n):
     out.write(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
 PY
 }
+stop_service
 rcli flushall >/dev/null
-preload 1000
+preload "$RPORT" 1000
+start_redis
+RPORT_LARGE=$RPORT_STARTED
+preload "$RPORT_LARGE" "$PRELOAD"
 SMALL_KEYS=$(rcli dbsize)
-run_phase scale_small "$WORK/redeem_unlimited.lua" /v1/redeem
-preload $((PRELOAD - 1000))
-LARGE_KEYS=$(rcli dbsize)
-run_phase scale_large "$WORK/redeem_unlimited.lua" /v1/redeem
-stop_service
-
-# Create with 50 tenants configured.
-start_service 50
-wrk -t"$THREADS" -c"$CONNECTIONS" -d1s -s "$WORK/create.lua" "$BASE/v1/invites" >/dev/null
-run_phase create_50 "$WORK/create.lua" /v1/invites
-stop_service
+LARGE_KEYS=$(redis-cli -p "$RPORT_LARGE" dbsize)
+start_service 1; SMALL=$BASE
+start_service 1 "$RPORT_LARGE"; LARGE=$BASE
+start_service 50; TENANTS_50=$BASE
+for base in "$SMALL" "$LARGE" "$TENANTS_50"; do
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d1s -s "$WORK/create.lua" "$base/v1/invites" >/dev/null
+done
+for round in $(seq 0 $((ROUNDS - 1))); do
+  BASE=$SMALL run_phase scale_small "$WORK/redeem_unlimited.lua" /v1/redeem
+  BASE=$LARGE run_phase scale_large "$WORK/redeem_unlimited.lua" /v1/redeem
+  BASE=$SMALL run_phase create_1 "$WORK/create.lua" /v1/invites
+  BASE=$TENANTS_50 run_phase create_50 "$WORK/create.lua" /v1/invites
+done
+for phase in scale_small scale_large create_1 create_50; do median_round "$phase"; done
 
 # --- Report ----------------------------------------------------------------------------------
 CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
@@ -276,11 +293,15 @@ echo
 echo "invitetomedia benchmark — $(nproc) cores, ${CPU:-unknown CPU}, $(redis-server --version | awk '{print $3}'), $PROFILE build"
 echo "wrk -t$THREADS -c$CONNECTIONS, $ROUNDS rounds of ${SECONDS_PER_PHASE}s per phase (median round shown), client and server on the same cores"
 echo
-printf '%-36s %10s %9s %9s %10s %8s\n' phase "req/s" "p50 ms" "p99 ms" "vs healthz" "non-2xx"
+printf '%-40s %8s %7s %7s %7s %8s  %s\n' phase "req/s" "p50 ms" "p99 ms" "vs hz" "non-2xx" "rounds (req/s, p99 ms)"
 row() { # key label
-  local k=$1
-  python3 -c "import sys; r,p50,p99,h=map(float,sys.argv[1:5]); print(f'{sys.argv[5]:<36} {r:>10.0f} {p50/1000:>9.2f} {p99/1000:>9.2f} {r/h*100:>9.0f}% {sys.argv[6]:>8}')" \
-    "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${RPS[healthz]}" "$2" "${NON2XX[$k]}"
+  # shellcheck disable=SC2086 # one argument per number
+  python3 - "$2" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}" "${RPS[healthz]}" "${NON2XX[$1]}" ${ROUND_RESULTS[$1]} <<'PY'
+import sys
+label, (r, p50, p99, h, errors), v = sys.argv[1], map(float, sys.argv[2:7]), list(map(float, sys.argv[7:]))
+rounds = ", ".join(f"{v[i]:.0f} {v[i + 2] / 1000:.1f}" for i in range(0, len(v), 5))
+print(f"{label:<40} {r:>8.0f} {p50 / 1000:>7.2f} {p99 / 1000:>7.2f} {r / h * 100:>6.0f}% {errors:>8.0f}  {rounds}")
+PY
 }
 row healthz "GET /healthz"
 row create "POST /v1/invites"
@@ -288,6 +309,7 @@ row landing "GET /i/{token}"
 row redeem_unlimited "POST /v1/redeem (unlimited, new device)"
 row redeem_single "POST /v1/redeem (single-use links)"
 echo
+python3 -c 'import sys; r, p99 = map(float, sys.argv[1:]); print(f"GET /healthz with one wrk thread: {r:,.0f} req/s, p99 {p99 / 1000:.2f} ms")' "${RPS[healthz_t1]}" "${P99[healthz_t1]}"
 python3 - "$PEAK_RSS" "$MEM_BEFORE" "$MEM_AFTER" "$REDEEMED" "$NEW_KEYS" "$LINKS" <<'PY'
 import sys
 rss, before, after, redeemed, keys, links = map(int, sys.argv[1:])
@@ -295,7 +317,7 @@ print(f"service peak RSS: {rss / 1024:.1f} MiB")
 if redeemed:
     print(f"Redis per redeemed single-use link: {(after - before) / redeemed:.0f} bytes ({redeemed} redeemed of {links} links, {keys} new keys)")
 PY
-python3 - "${RPS[scale_small]}" "${RPS[scale_large]}" "$SMALL_KEYS" "$LARGE_KEYS" "${RPS[create]}" "${RPS[create_50]}" <<'PY'
+python3 - "${RPS[scale_small]}" "${RPS[scale_large]}" "$SMALL_KEYS" "$LARGE_KEYS" "${RPS[create_1]}" "${RPS[create_50]}" <<'PY'
 import sys
 small, large, ks, kl, c1, c50 = map(float, sys.argv[1:])
 print(f"redeem with {ks:,.0f} keys: {small:,.0f} req/s; with {kl:,.0f} keys: {large:,.0f} req/s ({(large / small - 1) * 100:+.1f}%)")
