@@ -8,7 +8,7 @@
 # Redis bytes per redeemed single-use link.
 #
 # The five main phases run in BENCH_ROUNDS rounds (default 5), each round every phase in turn;
-# the table shows each phase's median round, and each ratio is the median over rounds of the
+# the table shows each phase's medians over the rounds, and each ratio is the median over rounds of the
 # phase against the same round's /healthz: on a shared VM the ceiling itself drifts by ±15%
 # within a minute, and interleaving measures every phase under the same drift. The scaling
 # pairs are measured the same way.
@@ -173,18 +173,14 @@ request = function()
 end
 $DONE
 EOF
-# Each round redeems its own share of the prepared links (round BENCH_ROUND of $ROUNDS).
+# Each wrk thread of each round redeems its own share of the prepared links.
 cat > "$WORK/redeem_single.lua" <<EOF
 $THREADS_SETUP
 init = function(args)
   pool, n = {}, 0
-  local round, i = tonumber(os.getenv("BENCH_ROUND")), 0
-  for line in io.lines("$WORK/tokens.all") do
-    if i % ($THREADS * $ROUNDS) == id * $ROUNDS + round then
-      pool[#pool + 1] = wrk.format("POST", "/v1/redeem", { ["Content-Type"] = "application/json" },
-        '{"token":"' .. line .. '","email":"ada@example.com"}')
-    end
-    i = i + 1
+  for line in io.lines("$WORK/tokens." .. os.getenv("BENCH_ROUND") .. "." .. id) do
+    pool[#pool + 1] = wrk.format("POST", "/v1/redeem", { ["Content-Type"] = "application/json" },
+      '{"token":"' .. line .. '","email":"ada@example.com"}')
   end
 end
 request = function()
@@ -195,23 +191,43 @@ $DONE
 EOF
 
 declare -A RPS P50 P99 NON2XX TOTAL ROUND_RESULTS
+# The requests the service has answered, from its own counter (/metrics scrapes excluded).
+served() {
+  curl -fsS "$BASE/metrics" | python3 -c '
+import sys
+print(sum(float(line.rsplit(" ", 1)[1]) for line in sys.stdin
+          if line.startswith("invitetomedia_http_requests_total{") and "route=\"/metrics\"" not in line))'
+}
+# One phase: wrk runs a second longer on each side of the measured window. wrk's own rate
+# would count one thread's head start (wrk runs each thread's init() on its main thread, one
+# after the other, and the first thread is already sending while the next builds its requests)
+# against a clock started after the last, so req/s comes from the service's request counter
+# over the window; p50 and p99 are wrk's.
 run_phase() { # name script path
   local name=$1 script=$2 path=${3:-/healthz}
-  local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_PHASE}s" --timeout 5s -s "$script" "$BASE$path" | grep '^RESULT')
-  read -r _ RPS[$name] P50[$name] P99[$name] NON2XX[$name] TOTAL[$name] <<< "$out"
-  ROUND_RESULTS[$name]+="${out#RESULT } "
+  local out wrk_pid before after started ended
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((SECONDS_PER_PHASE + 2))s" --timeout 5s -s "$script" "$BASE$path" > "$WORK/wrk.out" &
+  wrk_pid=$!
+  sleep 1
+  before=$(served); started=$(date +%s.%N)
+  sleep "$SECONDS_PER_PHASE"
+  after=$(served); ended=$(date +%s.%N)
+  wait "$wrk_pid"
+  out=$(grep '^RESULT' "$WORK/wrk.out")
+  out="$(python3 -c 'import sys; a, b, s, e = map(float, sys.argv[1:]); print(f"{(b - a) / (e - s):.0f}")' "$before" "$after" "$started" "$ended") ${out#RESULT * }"
+  read -r RPS[$name] P50[$name] P99[$name] NON2XX[$name] TOTAL[$name] <<< "$out"
+  ROUND_RESULTS[$name]+="$out "
 }
-# The median round of a phase (by req/s) into RPS, P50, P99; errors and requests are summed.
+# The medians over a phase's rounds of req/s, p50 and p99; errors and requests are summed.
 median_round() { # name
   local name=$1
   # shellcheck disable=SC2086 # one argument per number
   read -r RPS[$name] P50[$name] P99[$name] NON2XX[$name] TOTAL[$name] < <(python3 - ${ROUND_RESULTS[$name]} <<'PY'
 import sys
 v = list(map(float, sys.argv[1:]))
-rounds = sorted((v[i:i + 5] for i in range(0, len(v), 5)), key=lambda r: r[0])
-m = rounds[len(rounds) // 2]
-print(f"{m[0]:.0f} {m[1]:.0f} {m[2]:.0f} {sum(r[3] for r in rounds):.0f} {sum(r[4] for r in rounds):.0f}")
+rounds = [v[i:i + 5] for i in range(0, len(v), 5)]
+med = lambda k: sorted(r[k] for r in rounds)[len(rounds) // 2]
+print(f"{med(0):.0f} {med(1):.0f} {med(2):.0f} {sum(r[3] for r in rounds):.0f} {sum(r[4] for r in rounds):.0f}")
 PY
 )
 }
@@ -229,9 +245,13 @@ export BENCH_TOKEN=$UNLIMITED
 wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$BASE/healthz" >/dev/null
 
 # Single-use links for every round, created before the rounds start (not measured).
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((SECONDS_PER_PHASE * ROUNDS + 2))s" -s "$WORK/prepare.lua" "$BASE/v1/invites" >/dev/null
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$(((SECONDS_PER_PHASE + 2) * ROUNDS + 2))s" -s "$WORK/prepare.lua" "$BASE/v1/invites" >/dev/null
 cat "$WORK"/tokens.[0-9]* > "$WORK/tokens.all"
 LINKS=$(wc -l < "$WORK/tokens.all")
+# One file per round and wrk thread, so that no thread's init() reads more than its share.
+awk -v threads="$THREADS" -v rounds="$ROUNDS" -v dir="$WORK" \
+  '{ slot = (NR - 1) % (threads * rounds); print > (dir "/tokens." (slot % rounds) "." int(slot / rounds)) }' \
+  "$WORK/tokens.all"
 MEM_BEFORE=$(used_memory)
 KEYS_BEFORE=$(rcli dbsize)
 for round in $(seq 0 $((ROUNDS - 1))); do
@@ -296,8 +316,8 @@ echo "invitetomedia benchmark — $(nproc) cores, ${CPU:-unknown CPU}, $(redis-s
 echo "wrk -t$THREADS -c$CONNECTIONS, $ROUNDS rounds of ${SECONDS_PER_PHASE}s per phase, client and server on the same cores"
 echo
 printf '%-40s %8s %7s %7s %7s %8s  %s\n' phase "req/s" "p50 ms" "p99 ms" "vs hz" "non-2xx" "rounds: req/s, p99 ms"
-# req/s, p50 and p99 of the median round; "vs hz" is the median over rounds of the round's
-# req/s over that round's /healthz, so drift between rounds cancels out.
+# req/s, p50 and p99 are medians over the rounds; "vs hz" is the median over rounds of the
+# round's req/s over that round's /healthz, so drift between rounds cancels out.
 row() { # key label
   # shellcheck disable=SC2086 # one argument per number
   python3 - "$2" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}" "${NON2XX[$1]}" "${ROUND_RESULTS[healthz]}" ${ROUND_RESULTS[$1]} <<'PY'
