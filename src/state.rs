@@ -41,8 +41,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Tenants by id.
     pub tenants: HashMap<String, Arc<Tenant>>,
-    /// SHA-256 of each API key with its tenant; compared in constant time.
-    api_keys: Vec<([u8; 32], Arc<Tenant>)>,
+    /// Tenants by the SHA-256 of each of their API keys.
+    api_keys: HashMap<[u8; 32], Arc<Tenant>>,
     /// Keys of invite tokens.
     pub invite_keys: Keyring,
     /// Keys of grants.
@@ -72,7 +72,7 @@ impl AppState {
         let mailer = Mailer::from_settings(&settings)?;
         let rate_limiter = settings.server.rate_limit.as_ref().map(RateLimiter::new);
         let mut tenants = HashMap::new();
-        let mut api_keys = Vec::new();
+        let mut api_keys: HashMap<[u8; 32], Arc<Tenant>> = HashMap::new();
         for (id, t) in &settings.tenants {
             let tenant = Arc::new(Tenant {
                 id: id.clone(),
@@ -89,7 +89,8 @@ impl AppState {
                 let bytes = decode_hex32(hex).ok_or_else(|| {
                     ConfigError::new(format!("tenants.{id}.api_keys"), "invalid sha256 hash")
                 })?;
-                api_keys.push((bytes, Arc::clone(&tenant)));
+                // Settings validation refuses a key configured twice, for any tenants.
+                api_keys.insert(bytes, Arc::clone(&tenant));
             }
             tenants.insert(id.clone(), tenant);
         }
@@ -109,27 +110,20 @@ impl AppState {
         })
     }
 
-    /// The tenant whose API key this is. Every configured hash is compared, in constant time,
-    /// so the answer's timing says nothing about how close a guess came.
+    /// The tenant whose API key this is, looked up by the key's SHA-256: one lookup however
+    /// many tenants are configured. Only digests are ever compared, so the lookup's timing can
+    /// tell at most how much of a guess's digest matches a stored one, which brings a guess no
+    /// closer to a key (that would take a SHA-256 preimage).
     pub fn tenant_for_api_key(&self, presented: &str) -> Option<Arc<Tenant>> {
         let hash = digest(&SHA256, presented.as_bytes());
-        let mut found = None;
-        for (candidate, tenant) in &self.api_keys {
-            if constant_time_eq(candidate, hash.as_ref()) {
-                found = Some(Arc::clone(tenant));
-            }
-        }
-        found
+        let hash: &[u8; 32] = hash.as_ref().try_into().ok()?;
+        self.api_keys.get(hash).cloned()
     }
 
     /// The configured tenant with this id.
     pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
         self.tenants.get(id)
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
