@@ -16,7 +16,7 @@ use crate::pages::{self, FormFields, Handoff, InviteFacts, Page};
 use crate::service::redeem::{RedeemRequest, redeem};
 use crate::service::{Invite, verify_invite};
 use crate::state::{AppState, Tenant};
-use crate::store::{UseStore, unix_now};
+use crate::store::UseStore;
 use crate::tokens::{InvitePersonalData, random_id};
 
 /// The device cookie.
@@ -99,11 +99,15 @@ fn status_page(tenant: Option<&Tenant>, error: &ApiError) -> HttpResponse {
         ApiError::Expired => "This invitation link has expired. Ask the person who invited you for a new one.".to_owned(),
         other => other.detail(),
     });
-    let mut response = pages::respond(error.status(), tenant, &page);
+    with_retry_after(pages::respond(error.status(), tenant, &page), error)
+}
+
+/// Adds the error's `Retry-After` (store unavailable, rate limited) to a page.
+fn with_retry_after(mut response: HttpResponse, error: &ApiError) -> HttpResponse {
     if let Some(seconds) = error.retry_after() {
         response
             .headers_mut()
-            .insert(actix_web::http::header::RETRY_AFTER, seconds.into());
+            .insert(header::RETRY_AFTER, seconds.into());
     }
     response
 }
@@ -176,10 +180,7 @@ async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse
         Err(e) => return status_page(None, &e),
     };
     let tenant = &invite.tenant;
-    if !tenant.module.enable {
-        return status_page(Some(tenant), &ApiError::ModuleDisabled);
-    }
-    if let Err(e) = invite.check_time(unix_now(), state.leeway()) {
+    if let Err(e) = invite.check_usable(state.leeway()) {
         return status_page(Some(tenant), &e);
     }
     let Ok(personal) = invite.token.personal_data() else {
@@ -270,13 +271,8 @@ fn retry_or_status(state: &AppState, token: &str, error: ApiError, form: JoinFor
                 first_name: form.first_name.unwrap_or_default(),
                 last_name: form.last_name.unwrap_or_default(),
             };
-            let mut response = form_page(&invite, &personal, error.status(), Some(&error), prefill);
-            if let Some(seconds) = error.retry_after() {
-                response
-                    .headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, seconds.into());
-            }
-            response
+            let page = form_page(&invite, &personal, error.status(), Some(&error), prefill);
+            with_retry_after(page, &error)
         }
         Some(invite) => status_page(Some(&invite.tenant), &error),
         None => status_page(None, &error),

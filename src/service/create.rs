@@ -270,7 +270,7 @@ async fn send_email(
         .emails
         .get_or_create(&TenantOutcome {
             tenant: tenant.id.clone(),
-            outcome: label.to_owned(),
+            outcome: label,
         })
         .inc();
     status

@@ -57,6 +57,15 @@ impl Invite<'_> {
         }
     }
 
+    /// Whether the link may be used now: `module_disabled`, then `not_yet_valid` / `expired`
+    /// with `leeway` seconds.
+    pub fn check_usable(&self, leeway: i64) -> Result<(), ApiError> {
+        if !self.tenant.module.enable {
+            return Err(ApiError::ModuleDisabled);
+        }
+        self.check_time(unix_now(), leeway)
+    }
+
     /// `not_yet_valid` / `expired` at `now`, with the configured leeway.
     pub fn check_time(&self, now: i64, leeway: i64) -> Result<(), ApiError> {
         let c = &self.token.claims;
@@ -95,10 +104,7 @@ pub fn verify_invite<'a>(state: &'a AppState, token: &str) -> Result<Invite<'a>,
 /// `module_disabled`, `not_yet_valid`, `expired`, in that order.
 pub fn open_invite<'a>(state: &'a AppState, token: &str) -> Result<Invite<'a>, ApiError> {
     let invite = verify_invite(state, token)?;
-    if !invite.tenant.module.enable {
-        return Err(ApiError::ModuleDisabled);
-    }
-    invite.check_time(unix_now(), state.leeway())?;
+    invite.check_usable(state.leeway())?;
     Ok(invite)
 }
 

@@ -91,7 +91,7 @@ pub struct Participant {
 pub async fn redeem(state: &AppState, request: RedeemRequest) -> Result<Redeemed, ApiError> {
     let mut tenant = None;
     let result = redeem_checked(state, request, &mut tenant).await;
-    let tenant = tenant.as_deref().unwrap_or("unknown");
+    let tenant = tenant.as_ref().map_or("unknown", |t| t.id.as_str());
     match &result {
         Ok(r) => {
             let outcome = if r.reentry { "reentry" } else { "granted" };
@@ -109,13 +109,13 @@ pub async fn redeem(state: &AppState, request: RedeemRequest) -> Result<Redeemed
 async fn redeem_checked(
     state: &AppState,
     request: RedeemRequest,
-    tenant_label: &mut Option<String>,
+    tenant_label: &mut Option<Arc<Tenant>>,
 ) -> Result<Redeemed, ApiError> {
     let Some(token) = request.token.as_deref() else {
         return Err(ApiError::invalid("token", "is required"));
     };
     let invite = open_invite(state, token)?;
-    *tenant_label = Some(invite.tenant.id.clone());
+    *tenant_label = Some(Arc::clone(&invite.tenant));
     let personal = invite.token.personal_data()?;
 
     let mut errors = FieldErrors::default();

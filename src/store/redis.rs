@@ -246,34 +246,35 @@ impl RedisStore {
         reply.into_iter().nth(1)
     }
 
-    fn tag(&self, tenant: &str) -> String {
-        format!("{}:{{{tenant}}}", self.prefix)
+    /// The key `<prefix>:{<tenant>}<kind><id>`; `kind` carries the closing brace of the hash
+    /// tag, e.g. `}:u:`. Every key of a tenant shares the tag, so one script's keys are in one
+    /// cluster slot.
+    fn key<'a>(&'a self, tenant: &'a str, kind: &'static str, id: &'a str) -> KeyName<'a> {
+        KeyName([&self.prefix, ":{", tenant, kind, id])
     }
 
     /// The five keys of a link, in the order of the redeem script's KEYS.
     fn link_keys<'a>(&'a self, link: &LinkRef<'a>) -> [KeyName<'a>; 5] {
-        let key = |kind, id| KeyName([&self.prefix, ":{", link.tenant, kind, id]);
         [
-            key("}:u:", link.jti),
-            key("}:x:", link.jti),
-            key("}:m:", link.media_id),
-            key("}:i:", link.inviter_id),
-            key("}:t", ""),
+            self.key(link.tenant, "}:u:", link.jti),
+            self.key(link.tenant, "}:x:", link.jti),
+            self.key(link.tenant, "}:m:", link.media_id),
+            self.key(link.tenant, "}:i:", link.inviter_id),
+            self.key(link.tenant, "}:t", ""),
         ]
     }
 
-    fn scope_key(&self, tenant: &str, scope: &Scope) -> String {
-        let tag = self.tag(tenant);
+    fn scope_key<'a>(&'a self, tenant: &'a str, scope: &'a Scope) -> KeyName<'a> {
         match scope {
-            Scope::Media(id) => format!("{tag}:m:{id}"),
-            Scope::Inviter(id) => format!("{tag}:i:{id}"),
-            Scope::Tenant => format!("{tag}:t"),
+            Scope::Media(id) => self.key(tenant, "}:m:", id),
+            Scope::Inviter(id) => self.key(tenant, "}:i:", id),
+            Scope::Tenant => self.key(tenant, "}:t", ""),
         }
     }
 }
 
-/// A key name written into the command from its parts: `<prefix>:{<tenant>}:<kind>:<id>`,
-/// without a string of its own (five keys per redemption and per page view).
+/// A key name written into the command from its parts, without a string of its own (five
+/// keys per redemption and per page view).
 struct KeyName<'a>([&'a str; 5]);
 
 impl ToRedisArgs for KeyName<'_> {
@@ -385,7 +386,7 @@ impl UseStore for RedisStore {
     ) -> Result<(), StoreError> {
         let mut invocation = self.revoke.prepare_invoke();
         invocation
-            .key(format!("{}:x:{jti}", self.tag(tenant)))
+            .key(self.key(tenant, "}:x:", jti))
             .arg(1)
             .arg(keep_until);
         let _: i64 = self.run(invocation).await?;

@@ -601,6 +601,20 @@ pub struct Binary {
     _dir: TempDir,
 }
 
+impl Binary {
+    /// POSTs `body` as JSON to `path`, with `api_key` as bearer token when given; the status
+    /// and the JSON answer (`null` when the answer is not JSON).
+    pub async fn post(&self, path: &str, api_key: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
+        if let Some(key) = api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
 /// Starts the binary with `toml` (whose `[server] port` is `port`) as `INVITETOMEDIA_CONFIG`;
 /// with `capture_log` its stdout goes to `Binary::log` at `RUST_LOG=debug`.
 pub async fn spawn_binary(toml: &str, port: u16, capture_log: bool) -> Binary {

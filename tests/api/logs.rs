@@ -14,52 +14,29 @@ async fn logs_carry_ids_not_tokens_or_secrets() {
     let toml = test_toml(Backend::Redis, &redis.url(), "l", "")
         .replace("port = 0", &format!("port = {port}"));
     let mut bin = spawn_binary(&toml, port, true).await;
-    let (base, client) = (bin.base.clone(), bin.client.clone());
-
     // Create with an email (log transport prints the message), open, join, redeem, revoke.
     let mut body = invite_body();
     body["send_email"] = json!(true);
-    let created: serde_json::Value = client
-        .post(format!("{base}/v1/invites"))
-        .bearer_auth(DEMO_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, created) = bin.post("/v1/invites", Some(DEMO_KEY), &body).await;
     let token = created["token"].as_str().unwrap().to_owned();
     let jti = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["email"]["status"], "sent");
-    client
-        .get(format!("{base}/i/{token}"))
+    bin.client
+        .get(format!("{}/i/{token}", bin.base))
         .send()
         .await
         .unwrap();
-    let redeemed: serde_json::Value = client
-        .post(format!("{base}/v1/redeem"))
-        .json(&json!({ "token": token, "email": "ada@example.com", "device_id": device(1) }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let redeem = json!({ "token": token, "email": "ada@example.com", "device_id": device(1) });
+    let (_, redeemed) = bin.post("/v1/redeem", None, &redeem).await;
     let grant = redeemed["grant"].as_str().unwrap().to_owned();
-    client
-        .post(format!("{base}/v1/redeem"))
-        .json(&json!({ "token": format!("{token}x"), "email": "a@b.co" }))
-        .send()
-        .await
-        .unwrap();
-    client
-        .post(format!("{base}/v1/invites/revoke"))
-        .bearer_auth(DEMO_KEY)
-        .json(&json!({ "token": token }))
-        .send()
-        .await
-        .unwrap();
+    let forged = json!({ "token": format!("{token}x"), "email": "a@b.co" });
+    bin.post("/v1/redeem", None, &forged).await;
+    bin.post(
+        "/v1/invites/revoke",
+        Some(DEMO_KEY),
+        &json!({ "token": token }),
+    )
+    .await;
 
     let pid = bin.child.id().to_string();
     assert!(

@@ -157,23 +157,17 @@ async fn sigterm_drains_in_flight_redemptions() {
             &format!("port = {port}\ndrain_delay_seconds = 2\nshutdown_timeout_seconds = 10"),
         )
         .replace("key_prefix =", "timeout_ms = 5000\nkey_prefix =");
+    let bin = spawn_binary(&toml, port, false).await;
+    let (_, created) = bin
+        .post("/v1/invites", Some(DEMO_KEY), &invite_body())
+        .await;
+    let token = created["token"].as_str().unwrap().to_owned();
     let Binary {
         mut child,
         base,
         client,
         ..
-    } = spawn_binary(&toml, port, false).await;
-    let created: serde_json::Value = client
-        .post(format!("{base}/v1/invites"))
-        .bearer_auth(DEMO_KEY)
-        .json(&invite_body())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = created["token"].as_str().unwrap().to_owned();
+    } = bin;
 
     // A redemption is in flight (Redis frozen) when SIGTERM arrives.
     redis.pause();

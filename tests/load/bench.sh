@@ -115,28 +115,26 @@ stop_service() { kill "$SPID"; wait "$SPID" 2>/dev/null || true; }
 # --- wrk scripts -----------------------------------------------------------------------------
 DONE='
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT %.0f %d %d %d %d\n", summary.requests / (summary.duration / 1e6),
+  io.write(string.format("RESULT %d %d %d %d\n",
     latency:percentile(50), latency:percentile(99), summary.errors.status, summary.requests))
 end'
 THREADS_SETUP='
 local counter = 0
 setup = function(thread) thread:set("id", counter); counter = counter + 1 end'
-CREATE_BODY='{"media":{"id":"1_abc","type":"room","title":"Bench seminar"},"inviter":{"id":"prof1","name":"Prof One","role":"adminRole","permission":"owner"},"invitee":{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","role":"viewer"},"max_uses":1}'
+CREATE_REQUEST='
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer '"$API_KEY"'"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[{"media":{"id":"1_abc","type":"room","title":"Bench seminar"},"inviter":{"id":"prof1","name":"Prof One","role":"adminRole","permission":"owner"},"invitee":{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","role":"viewer"},"max_uses":1}]]'
 cat > "$WORK/healthz.lua" <<EOF
 $DONE
 EOF
 cat > "$WORK/create.lua" <<EOF
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $API_KEY"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '$CREATE_BODY'
+$CREATE_REQUEST
 $DONE
 EOF
 cat > "$WORK/prepare.lua" <<EOF
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $API_KEY"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '$CREATE_BODY'
+$CREATE_REQUEST
 $THREADS_SETUP
 init = function(args)
   out = io.open("$WORK/tokens." .. id, "w")
@@ -214,7 +212,7 @@ run_phase() { # name script path
   after=$(served); ended=$(date +%s.%N)
   wait "$wrk_pid"
   out=$(grep '^RESULT' "$WORK/wrk.out")
-  out="$(python3 -c 'import sys; a, b, s, e = map(float, sys.argv[1:]); print(f"{(b - a) / (e - s):.0f}")' "$before" "$after" "$started" "$ended") ${out#RESULT * }"
+  out="$(python3 -c 'import sys; a, b, s, e = map(float, sys.argv[1:]); print(f"{(b - a) / (e - s):.0f}")' "$before" "$after" "$started" "$ended") ${out#RESULT }"
   read -r RPS[$name] P50[$name] P99[$name] NON2XX[$name] TOTAL[$name] <<< "$out"
   ROUND_RESULTS[$name]+="$out "
 }
