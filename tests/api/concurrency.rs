@@ -9,7 +9,8 @@ use crate::on_every_backend;
 on_every_backend!(
     sixty_devices_race_for_one_use,
     sixty_devices_race_for_three_uses,
-    one_device_racing_itself_uses_one
+    one_device_racing_itself_uses_one,
+    revocation_amid_redemptions_counts_only_grants
 );
 
 async fn race(
@@ -70,4 +71,54 @@ async fn one_device_racing_itself_uses_one(backend: Backend) {
         race(&app, &token, (0..20).map(|_| device(7))).await,
         (1, 19, 0)
     );
+}
+
+/// Redemptions racing a revocation, on an unlimited and on a single-use link: every answer is
+/// a grant, `revoked` or `exhausted`, and the link's count is exactly its grants (a refused
+/// redemption records nothing, however it interleaved with the revocation).
+async fn revocation_amid_redemptions_counts_only_grants(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        "[tenants.demo.invitetomedia]\nLinkReusability = -1",
+    )
+    .await;
+    for max_uses in [-1, 1] {
+        let token = app.create_token(json!({ "max_uses": max_uses })).await;
+        let mut tasks = JoinSet::new();
+        for n in 0..60 {
+            let (client, address, token) = (app.client.clone(), app.address.clone(), token.clone());
+            tasks.spawn(async move {
+                let path = if n == 20 { "invites/revoke" } else { "redeem" };
+                let body =
+                    json!({ "token": token, "email": "ada@example.com", "device_id": device(n) });
+                let response = client
+                    .post(format!("{address}/v1/{path}"))
+                    .bearer_auth(DEMO_KEY)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.unwrap();
+                (path, status, body["code"].as_str().unwrap_or("").to_owned())
+            });
+        }
+        let mut granted = 0;
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap() {
+                ("redeem", 200, _) => granted += 1,
+                ("redeem", 410, code) if code == "revoked" || code == "exhausted" => {}
+                ("invites/revoke", 200, _) => {}
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+        // Redemptions after the revocation are refused and change nothing either.
+        for n in 60..70 {
+            assert_eq!(app.redeem_as(&token, &device(n)).await.code(), "revoked");
+        }
+        let state = app.introspect(&token).await.body;
+        assert_eq!(state["state"], "revoked");
+        assert_eq!(state["uses"], granted, "max_uses {max_uses}");
+        assert!(max_uses == -1 || granted <= 1);
+    }
 }

@@ -113,6 +113,27 @@ async fn semantics(store: &impl UseStore) {
     );
     assert!(store.status(&many, None).await.unwrap().revoked);
 
+    // A refused redemption of a revoked link records nothing, for every kind of link (a
+    // single-use claim or an unlimited count made in the step that read the markers is taken
+    // back before the answer).
+    for max in [limited(1), UseLimit::Unlimited, limited(2)] {
+        let jti = random_id();
+        let revoked = link(&jti, max, now);
+        store.revoke_link("demo", &jti, now + 60).await.unwrap();
+        for device in ["d1", "d2", "d1"] {
+            assert_eq!(
+                store.redeem(&revoked, device).await.unwrap(),
+                Redemption::Revoked
+            );
+        }
+        let status = store.status(&revoked, Some("d1")).await.unwrap();
+        assert_eq!(
+            (status.revoked, status.uses, status.device_known),
+            (true, 0, false),
+            "{max:?}"
+        );
+    }
+
     // Scopes revoke links issued at or before the moment; the moment never moves back.
     let jti = random_id();
     let media_link = link(&jti, limited(1), now);
