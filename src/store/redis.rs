@@ -337,6 +337,30 @@ impl UseStore for RedisStore {
     async fn redeem(&self, link: &LinkRef<'_>, device: &str) -> Result<Redemption, StoreError> {
         let [uses_key, revoked_key, media_key, inviter_key, tenant_key] = self.link_keys(link);
         let digest = device_digest(device);
+        if let UseLimit::Limited(n) = link.max
+            && n.get() > 1
+        {
+            let mut invocation = self.redeem.prepare_invoke();
+            invocation
+                .key(&uses_key)
+                .key(&revoked_key)
+                .key(&media_key)
+                .key(&inviter_key)
+                .key(&tenant_key)
+                .arg(link.iat)
+                .arg(n.get())
+                .arg(digest)
+                .arg(link.keep_until);
+            let (code, uses): (i64, u64) = self.run(invocation).await?;
+            return Ok(match code {
+                0 => Redemption::Revoked,
+                1 | 2 => Redemption::Admitted {
+                    uses,
+                    reentry: code == 2,
+                },
+                _ => Redemption::Exhausted { uses },
+            });
+        }
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("MGET")
@@ -344,78 +368,56 @@ impl UseStore for RedisStore {
             .arg(&media_key)
             .arg(&inviter_key)
             .arg(&tenant_key);
-        match link.max {
-            UseLimit::Limited(n) if n.get() > 1 => {
-                let mut invocation = self.redeem.prepare_invoke();
-                invocation
-                    .key(&uses_key)
-                    .key(&revoked_key)
-                    .key(&media_key)
-                    .key(&inviter_key)
-                    .key(&tenant_key)
-                    .arg(link.iat)
-                    .arg(n.get())
-                    .arg(digest)
-                    .arg(link.keep_until);
-                let (code, uses): (i64, u64) = self.run(invocation).await?;
-                Ok(match code {
-                    0 => Redemption::Revoked,
-                    1 | 2 => Redemption::Admitted {
-                        uses,
-                        reentry: code == 2,
-                    },
-                    _ => Redemption::Exhausted { uses },
-                })
+        if link.max == UseLimit::Unlimited {
+            pipe.cmd("INCR").arg(&uses_key);
+            pipe.cmd("EXPIREAT")
+                .arg(&uses_key)
+                .arg(link.keep_until)
+                .arg("NX")
+                .ignore();
+            let (marks, uses): (Vec<Option<i64>>, u64) = self.query_pipe(&pipe).await?;
+            if is_revoked(&marks, link.iat) {
+                let decr = redis::cmd("DECR").arg(&uses_key).to_owned();
+                self.take_back(link, self.query::<i64>(&decr, self.timeout).await);
+                return Ok(Redemption::Revoked);
             }
-            UseLimit::Limited(_) => {
-                pipe.cmd("SET")
-                    .arg(&uses_key)
-                    .arg(digest)
-                    .arg("NX")
-                    .arg("GET")
-                    .arg("EXAT")
-                    .arg(link.keep_until);
-                let (marks, holder): (Vec<Option<i64>>, Option<i64>) =
-                    self.query_pipe(&pipe).await?;
-                if is_revoked(&marks, link.iat) {
-                    if holder.is_none() {
-                        let mut invocation = self.release.prepare_invoke();
-                        invocation.key(&uses_key).arg(digest);
-                        self.take_back(link, self.run::<i64>(invocation).await);
-                    }
-                    return Ok(Redemption::Revoked);
-                }
-                Ok(match holder {
-                    None => Redemption::Admitted {
-                        uses: 1,
-                        reentry: false,
-                    },
-                    Some(holder) if holder == digest => Redemption::Admitted {
+            return Ok(Redemption::Admitted {
+                uses,
+                reentry: false,
+            });
+        }
+        pipe.cmd("SET")
+            .arg(&uses_key)
+            .arg(digest)
+            .arg("NX")
+            .arg("GET")
+            .arg("EXAT")
+            .arg(link.keep_until);
+        let (marks, holder): (Vec<Option<i64>>, Option<i64>) = self.query_pipe(&pipe).await?;
+        if is_revoked(&marks, link.iat) {
+            if holder.is_none() {
+                let mut invocation = self.release.prepare_invoke();
+                invocation.key(&uses_key).arg(digest);
+                self.take_back(link, self.run::<i64>(invocation).await);
+            }
+            return Ok(Redemption::Revoked);
+        }
+        Ok(match holder {
+            None => Redemption::Admitted {
+                uses: 1,
+                reentry: false,
+            },
+            Some(holder) => {
+                if holder == digest {
+                    Redemption::Admitted {
                         uses: 1,
                         reentry: true,
-                    },
-                    Some(_) => Redemption::Exhausted { uses: 1 },
-                })
-            }
-            UseLimit::Unlimited => {
-                pipe.cmd("INCR").arg(&uses_key);
-                pipe.cmd("EXPIREAT")
-                    .arg(&uses_key)
-                    .arg(link.keep_until)
-                    .arg("NX")
-                    .ignore();
-                let (marks, uses): (Vec<Option<i64>>, u64) = self.query_pipe(&pipe).await?;
-                if is_revoked(&marks, link.iat) {
-                    let decr = redis::cmd("DECR").arg(&uses_key).to_owned();
-                    self.take_back(link, self.query::<i64>(&decr, self.timeout).await);
-                    return Ok(Redemption::Revoked);
+                    }
+                } else {
+                    Redemption::Exhausted { uses: 1 }
                 }
-                Ok(Redemption::Admitted {
-                    uses,
-                    reentry: false,
-                })
             }
-        }
+        })
     }
 
     /// Read-only, so no script: one MGET (single-use and unlimited links) or one pipeline of
