@@ -1,6 +1,6 @@
 //! Concurrent redemptions: an N-use link admits exactly N distinct devices, whatever the race.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::helpers::*;
@@ -13,6 +13,18 @@ on_every_backend!(
     revocation_amid_redemptions_counts_only_grants
 );
 
+/// Posts `body` to `url` as the demo tenant (redemption ignores the key): status and answer.
+async fn post(client: reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let response = client
+        .post(url)
+        .bearer_auth(DEMO_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 async fn race(
     app: &TestApp,
     token: &str,
@@ -23,14 +35,7 @@ async fn race(
         let (client, address, token) = (app.client.clone(), app.address.clone(), token.to_owned());
         tasks.spawn(async move {
             let body = json!({ "token": token, "email": "ada@example.com", "device_id": device });
-            let response = client
-                .post(format!("{address}/v1/redeem"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let body: serde_json::Value = response.json().await.unwrap();
+            let (status, body) = post(client, format!("{address}/v1/redeem"), body).await;
             (
                 status,
                 body["reentry"] == true,
@@ -91,15 +96,7 @@ async fn revocation_amid_redemptions_counts_only_grants(backend: Backend) {
                 let path = if n == 20 { "invites/revoke" } else { "redeem" };
                 let body =
                     json!({ "token": token, "email": "ada@example.com", "device_id": device(n) });
-                let response = client
-                    .post(format!("{address}/v1/{path}"))
-                    .bearer_auth(DEMO_KEY)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = response.status().as_u16();
-                let body: serde_json::Value = response.json().await.unwrap();
+                let (status, body) = post(client, format!("{address}/v1/{path}"), body).await;
                 (path, status, body["code"].as_str().unwrap_or("").to_owned())
             });
         }
