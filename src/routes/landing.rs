@@ -234,9 +234,10 @@ async fn join(req: &HttpRequest, state: &AppState, token: &str, form: JoinForm) 
     let response = match redeem(state, request).await {
         Ok(redeemed) => {
             let mut page = Page::new("granted", "Joining…");
-            let title = match redeemed.media_title.as_str() {
-                "" => "the session".to_owned(),
-                title => title.to_owned(),
+            let title = if redeemed.media_title.is_empty() {
+                "the session".to_owned()
+            } else {
+                redeemed.media_title
             };
             page.accept = Some(Handoff {
                 url: redeemed.accept_url,

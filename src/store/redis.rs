@@ -289,6 +289,15 @@ impl RedisStore {
     }
 }
 
+/// The limit of a link whose uses are a set of device digests (N uses, N > 1); single-use
+/// links keep one digest and unlimited ones a count.
+fn device_set_limit(max: UseLimit) -> Option<u32> {
+    match max {
+        UseLimit::Limited(n) if n.get() > 1 => Some(n.get()),
+        _ => None,
+    }
+}
+
 /// Whether the revocation markers (link, media, inviter, tenant, as `link_keys` orders them)
 /// revoke a link issued at `iat`: a link marker, or a scope marker at or after `iat`. Markers
 /// are read as integers: one that is not fails the read, so a store that cannot be read
@@ -337,9 +346,7 @@ impl UseStore for RedisStore {
     async fn redeem(&self, link: &LinkRef<'_>, device: &str) -> Result<Redemption, StoreError> {
         let [uses_key, revoked_key, media_key, inviter_key, tenant_key] = self.link_keys(link);
         let digest = device_digest(device);
-        if let UseLimit::Limited(n) = link.max
-            && n.get() > 1
-        {
+        if let Some(n) = device_set_limit(link.max) {
             let mut invocation = self.redeem.prepare_invoke();
             invocation
                 .key(&uses_key)
@@ -348,7 +355,7 @@ impl UseStore for RedisStore {
                 .key(&inviter_key)
                 .key(&tenant_key)
                 .arg(link.iat)
-                .arg(n.get())
+                .arg(n)
                 .arg(digest)
                 .arg(link.keep_until);
             let (code, uses): (i64, u64) = self.run(invocation).await?;
@@ -377,7 +384,8 @@ impl UseStore for RedisStore {
                 .ignore();
             let (marks, uses): (Vec<Option<i64>>, u64) = self.query_pipe(&pipe).await?;
             if is_revoked(&marks, link.iat) {
-                let decr = redis::cmd("DECR").arg(&uses_key).to_owned();
+                let mut decr = redis::cmd("DECR");
+                decr.arg(&uses_key);
                 self.take_back(link, self.query::<i64>(&decr, self.timeout).await);
                 return Ok(Redemption::Revoked);
             }
@@ -407,16 +415,11 @@ impl UseStore for RedisStore {
                 uses: 1,
                 reentry: false,
             },
-            Some(holder) => {
-                if holder == digest {
-                    Redemption::Admitted {
-                        uses: 1,
-                        reentry: true,
-                    }
-                } else {
-                    Redemption::Exhausted { uses: 1 }
-                }
-            }
+            Some(holder) if holder == digest => Redemption::Admitted {
+                uses: 1,
+                reentry: true,
+            },
+            Some(_) => Redemption::Exhausted { uses: 1 },
         })
     }
 
@@ -430,7 +433,7 @@ impl UseStore for RedisStore {
     ) -> Result<LinkStatus, StoreError> {
         let [uses_key, revoked_key, media_key, inviter_key, tenant_key] = self.link_keys(link);
         let digest = device.map(device_digest);
-        let (marks, uses, known) = if matches!(link.max, UseLimit::Limited(n) if n.get() > 1) {
+        let (marks, uses, known) = if device_set_limit(link.max).is_some() {
             let mut pipe = redis::pipe();
             pipe.cmd("MGET")
                 .arg(&revoked_key)
@@ -441,9 +444,8 @@ impl UseStore for RedisStore {
             pipe.cmd("SISMEMBER")
                 .arg(&uses_key)
                 .arg(digest.unwrap_or(-1));
-            let (marks, uses, known): (Vec<Option<i64>>, u64, bool) =
-                self.query_pipe(&pipe).await?;
-            (marks, uses, known)
+            self.query_pipe::<(Vec<Option<i64>>, u64, bool)>(&pipe)
+                .await?
         } else {
             let mut mget = redis::cmd("MGET");
             mget.arg(&revoked_key)

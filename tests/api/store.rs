@@ -253,14 +253,29 @@ async fn reloads_scripts_after_flush(store: &RedisStore, nodes: &[&RedisServer])
             .unwrap();
     }
     let jti = random_id();
-    // Issued after the scope revocations `semantics` made.
-    let after_flush = link(&jti, limited(1), unix_now() + 5);
+    // Issued after the scope revocations `semantics` made; N uses, so redeeming runs the redeem
+    // script (single-use and unlimited links use plain commands), and revoking the revoke one.
+    let after_flush = link(&jti, limited(2), unix_now() + 5);
     assert_eq!(
         store.redeem(&after_flush, "d1").await.unwrap(),
         Redemption::Admitted {
             uses: 1,
             reentry: false
         }
+    );
+    for node in nodes {
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query(&mut node.connection())
+            .unwrap();
+    }
+    store
+        .revoke_link("demo", &jti, unix_now() + 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.redeem(&after_flush, "d2").await.unwrap(),
+        Redemption::Revoked
     );
 }
 
