@@ -159,12 +159,12 @@ impl Application {
 
     fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
         let shutdown = state.settings.server.shutdown_timeout_seconds;
-        let workers = state.settings.server.workers;
+        let workers = state.settings.server.worker_count();
         let json_config = web::JsonConfig::default()
             .limit(MAX_BODY_BYTES)
             .content_type_required(false)
             .error_handler(|err, _req| ApiError::from(err).into());
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             // Runs on each worker thread as it starts: open this worker's store connection now
             // rather than inside the first request's 250 ms budget.
             let warm = state.clone();
@@ -220,10 +220,8 @@ impl Application {
         })
         .shutdown_timeout(shutdown)
         .disable_signals()
+        .workers(workers)
         .listen(listener)?;
-        if let Some(workers) = workers {
-            server = server.workers(workers);
-        }
         Ok(server.run())
     }
 }

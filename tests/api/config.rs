@@ -30,6 +30,10 @@ fn embedded_defaults_load() {
     assert!(module.enable);
     assert_eq!(module.link_duration, 1440);
     assert_eq!(module.invite_email_template, "invite");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(settings.server.worker_count(), 2 * cores);
+    let one = load("development", "[server]\nworkers = 1", &[]).unwrap();
+    assert_eq!(one.server.worker_count(), 1);
 }
 
 #[test]
@@ -126,6 +130,7 @@ fn configuration_errors_name_the_key() {
         ),
         ("[store]\nkey_prefix = \"{bad}\"", "store.key_prefix"),
         ("[store]\ntimeout_ms = 0", "store.timeout_ms"),
+        ("[server]\nworkers = 0", "server.workers"),
         ("[email]\ntransport = \"http\"", "email.http.url"),
         (
             "[server.rate_limit]\nrequests_per_second = 0\nburst = 5",
