@@ -1,14 +1,19 @@
 //! Prometheus metrics. Labels are low-cardinality by construction: route patterns (never
 //! paths, which carry tokens), configured tenant ids, and fixed outcome names.
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 
 /// Labels of HTTP request metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct RouteLabels {
     /// Route pattern, e.g. `/i/{token}`.
     pub route: &'static str,
@@ -19,52 +24,274 @@ pub struct RouteLabels {
 }
 
 /// Labels of the per-route latency histogram.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteOnly {
-    /// Route pattern.
-    pub route: &'static str,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct RouteOnly {
+    route: &'static str,
 }
 
 /// Labels of per-tenant outcome counters.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TenantOutcome {
-    /// Tenant id (`unknown` when the token did not say).
-    pub tenant: String,
-    /// Outcome: `granted`, `reentry`, or an error code.
-    pub outcome: &'static str,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct TenantOutcome {
+    tenant: String,
+    outcome: &'static str,
 }
 
 /// Labels of per-tenant counters.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TenantOnly {
-    /// Tenant id.
-    pub tenant: String,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct TenantOnly {
+    tenant: String,
 }
 
 /// Labels of store metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StoreOp {
-    /// Operation: `redeem`, `status`, `revoke`, `ping`.
-    pub op: &'static str,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct StoreOp {
+    op: &'static str,
 }
 
-/// Every metric the service exports.
+/// Upper bounds of the latency histograms: 100 µs .. ~3.3 s, then +Inf.
+const BUCKETS: usize = 17;
+
+/// Distinguishes metric sets in one process (tests run several apps), for the per-thread shards.
+static NEXT_METRICS_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's shard of each metric set.
+    static SHARDS: RefCell<Vec<(u64, Arc<Mutex<Shard>>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One latency histogram: per-bucket (not cumulative) counts, count and sum.
+#[derive(Clone, Copy, Default)]
+struct Latency {
+    buckets: [u64; BUCKETS],
+    count: u64,
+    sum: f64,
+}
+
+impl Latency {
+    fn observe(&mut self, bounds: &[f64; BUCKETS], seconds: f64) {
+        let bucket = bounds
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS - 1);
+        self.buckets[bucket] += 1;
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    fn add(&mut self, other: &Latency) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+    }
+}
+
+/// One thread's counts. Tenant-labelled counts are keyed outcome first, so recording looks a
+/// tenant up by `&str` and allocates its label only the first time.
+#[derive(Default)]
+struct Shard {
+    requests: HashMap<RouteLabels, u64>,
+    request_seconds: HashMap<&'static str, Latency>,
+    invites_created: HashMap<String, u64>,
+    redemptions: HashMap<&'static str, HashMap<String, u64>>,
+    store_seconds: HashMap<&'static str, Latency>,
+    store_errors: HashMap<&'static str, u64>,
+    emails: HashMap<&'static str, HashMap<String, u64>>,
+}
+
+fn count_tenant(
+    map: &mut HashMap<&'static str, HashMap<String, u64>>,
+    tenant: &str,
+    outcome: &'static str,
+) {
+    let tenants = map.entry(outcome).or_default();
+    match tenants.get_mut(tenant) {
+        Some(n) => *n += 1,
+        None => {
+            tenants.insert(tenant.to_owned(), 1);
+        }
+    }
+}
+
+/// Every thread's shard of one metric set; a scrape sums them. Shards of threads that ended
+/// stay, so no count ever goes back.
+#[derive(Default)]
+struct Shards {
+    all: Mutex<Vec<Arc<Mutex<Shard>>>>,
+    bounds: [f64; BUCKETS],
+}
+
+impl std::fmt::Debug for Shards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shards")
+    }
+}
+
+/// The sum of all shards, in label order.
+#[derive(Default)]
+struct Totals {
+    requests: BTreeMap<RouteLabels, u64>,
+    request_seconds: BTreeMap<RouteOnly, Latency>,
+    invites_created: BTreeMap<TenantOnly, u64>,
+    redemptions: BTreeMap<TenantOutcome, u64>,
+    store_seconds: BTreeMap<StoreOp, Latency>,
+    store_errors: BTreeMap<StoreOp, u64>,
+    emails: BTreeMap<TenantOutcome, u64>,
+}
+
+fn add_tenant_counts(
+    totals: &mut BTreeMap<TenantOutcome, u64>,
+    counts: &HashMap<&'static str, HashMap<String, u64>>,
+) {
+    for (outcome, tenants) in counts {
+        for (tenant, n) in tenants {
+            *totals
+                .entry(TenantOutcome {
+                    tenant: tenant.clone(),
+                    outcome,
+                })
+                .or_default() += n;
+        }
+    }
+}
+
+impl Shards {
+    fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        let all = self
+            .all
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for shard in all {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            for (labels, n) in &shard.requests {
+                *t.requests.entry(labels.clone()).or_default() += n;
+            }
+            for (route, latency) in &shard.request_seconds {
+                t.request_seconds
+                    .entry(RouteOnly { route })
+                    .or_default()
+                    .add(latency);
+            }
+            for (tenant, n) in &shard.invites_created {
+                *t.invites_created
+                    .entry(TenantOnly {
+                        tenant: tenant.clone(),
+                    })
+                    .or_default() += n;
+            }
+            add_tenant_counts(&mut t.redemptions, &shard.redemptions);
+            for (op, latency) in &shard.store_seconds {
+                t.store_seconds
+                    .entry(StoreOp { op })
+                    .or_default()
+                    .add(latency);
+            }
+            for (op, n) in &shard.store_errors {
+                *t.store_errors.entry(StoreOp { op }).or_default() += n;
+            }
+            add_tenant_counts(&mut t.emails, &shard.emails);
+        }
+        t
+    }
+}
+
+/// Writes one counter family; nothing when it has no series yet.
+fn encode_counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &BTreeMap<L, u64>,
+) -> std::fmt::Result {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, n) in series {
+        family
+            .encode_family(labels)?
+            .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+    }
+    Ok(())
+}
+
+/// Writes one histogram family; nothing when it has no series yet.
+fn encode_latencies<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    bounds: &[f64; BUCKETS],
+    name: &str,
+    help: &str,
+    series: &BTreeMap<L, Latency>,
+) -> std::fmt::Result {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, latency) in series {
+        let buckets: Vec<(f64, u64)> = bounds.iter().copied().zip(latency.buckets).collect();
+        family
+            .encode_family(labels)?
+            .encode_histogram::<NoLabelSet>(latency.sum, latency.count, &buckets, None)?;
+    }
+    Ok(())
+}
+
+impl Collector for Shards {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let t = self.totals();
+        let e = &mut encoder;
+        encode_counters(
+            e,
+            "http_requests",
+            "HTTP requests by route, method and status",
+            &t.requests,
+        )?;
+        encode_latencies(
+            e,
+            &self.bounds,
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            &t.request_seconds,
+        )?;
+        encode_counters(
+            e,
+            "invites_created",
+            "Invite links created",
+            &t.invites_created,
+        )?;
+        encode_counters(
+            e,
+            "redemptions",
+            "Redemption attempts by outcome",
+            &t.redemptions,
+        )?;
+        encode_latencies(
+            e,
+            &self.bounds,
+            "store_operation_duration_seconds",
+            "Store operation latency",
+            &t.store_seconds,
+        )?;
+        encode_counters(
+            e,
+            "store_errors",
+            "Store operations that failed or timed out",
+            &t.store_errors,
+        )?;
+        encode_counters(e, "emails", "Invite emails by outcome", &t.emails)
+    }
+}
+
+/// Every metric the service exports, recorded per thread: a request touches only its own
+/// thread's shard (a lock no other thread takes but a scrape), never a lock or counter shared
+/// by every worker; prometheus-client's families took a shared lock per update and its
+/// histograms a shared write lock per observation (README, Performance).
 pub struct Metrics {
+    id: u64,
     registry: Registry,
-    /// Requests by route, method and status.
-    pub requests: Family<RouteLabels, Counter>,
-    /// Request latency by route.
-    pub request_seconds: Family<RouteOnly, Histogram>,
-    /// Invites created by tenant.
-    pub invites_created: Family<TenantOnly, Counter>,
-    /// Redemptions by tenant and outcome.
-    pub redemptions: Family<TenantOutcome, Counter>,
-    /// Store latency by operation.
-    pub store_seconds: Family<StoreOp, Histogram>,
-    /// Store failures (errors and timeouts) by operation.
-    pub store_errors: Family<StoreOp, Counter>,
-    /// Emails by tenant and outcome (`sent`, `failed`).
-    pub emails: Family<TenantOutcome, Counter>,
+    shards: Arc<Shards>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -73,65 +300,26 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn latency_histogram() -> Histogram {
-    // 100 µs .. ~3.3 s.
-    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
-}
-
 impl Default for Metrics {
     fn default() -> Self {
+        let mut bounds = [f64::MAX; BUCKETS];
+        for (bound, b) in
+            bounds
+                .iter_mut()
+                .zip(exponential_buckets(0.0001, 2.0, BUCKETS as u16 - 1))
+        {
+            *bound = b;
+        }
+        let shards = Arc::new(Shards {
+            all: Mutex::default(),
+            bounds,
+        });
         let mut registry = Registry::with_prefix("invitetomedia");
-        let requests = Family::<RouteLabels, Counter>::default();
-        let request_seconds = Family::<RouteOnly, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        let invites_created = Family::<TenantOnly, Counter>::default();
-        let redemptions = Family::<TenantOutcome, Counter>::default();
-        let store_seconds = Family::<StoreOp, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        let store_errors = Family::<StoreOp, Counter>::default();
-        let emails = Family::<TenantOutcome, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by route, method and status",
-            requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route",
-            request_seconds.clone(),
-        );
-        registry.register(
-            "invites_created",
-            "Invite links created",
-            invites_created.clone(),
-        );
-        registry.register(
-            "redemptions",
-            "Redemption attempts by outcome",
-            redemptions.clone(),
-        );
-        registry.register(
-            "store_operation_duration_seconds",
-            "Store operation latency",
-            store_seconds.clone(),
-        );
-        registry.register(
-            "store_errors",
-            "Store operations that failed or timed out",
-            store_errors.clone(),
-        );
-        registry.register("emails", "Invite emails by outcome", emails.clone());
+        registry.register_collector(Box::new(Arc::clone(&shards)));
         Self {
+            id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
             registry,
-            requests,
-            request_seconds,
-            invites_created,
-            redemptions,
-            store_seconds,
-            store_errors,
-            emails,
+            shards,
         }
     }
 }
@@ -145,24 +333,74 @@ impl Metrics {
         out
     }
 
+    /// Runs `record` on this thread's shard, made on the thread's first use.
+    fn record(&self, record: impl FnOnce(&mut Shard, &[f64; BUCKETS])) {
+        SHARDS.with(|mine| {
+            let mut mine = mine.borrow_mut();
+            let shard = match mine.iter().position(|(id, _)| *id == self.id) {
+                Some(i) => &mine[i].1,
+                None => {
+                    let shard = Arc::new(Mutex::new(Shard::default()));
+                    self.shards
+                        .all
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(Arc::clone(&shard));
+                    mine.push((self.id, shard));
+                    &mine[mine.len() - 1].1
+                }
+            };
+            record(
+                &mut shard.lock().unwrap_or_else(PoisonError::into_inner),
+                &self.shards.bounds,
+            );
+        });
+    }
+
+    /// Counts an answered request and its latency.
+    pub fn request(&self, labels: RouteLabels, seconds: f64) {
+        self.record(|shard, bounds| {
+            shard
+                .request_seconds
+                .entry(labels.route)
+                .or_default()
+                .observe(bounds, seconds);
+            *shard.requests.entry(labels).or_default() += 1;
+        });
+    }
+
+    /// Counts a created invite.
+    pub fn invite_created(&self, tenant: &str) {
+        self.record(|shard, _| match shard.invites_created.get_mut(tenant) {
+            Some(n) => *n += 1,
+            None => {
+                shard.invites_created.insert(tenant.to_owned(), 1);
+            }
+        });
+    }
+
     /// Counts a redemption outcome.
     pub fn redemption(&self, tenant: &str, outcome: &'static str) {
-        self.redemptions
-            .get_or_create(&TenantOutcome {
-                tenant: tenant.to_owned(),
-                outcome,
-            })
-            .inc();
+        self.record(|shard, _| count_tenant(&mut shard.redemptions, tenant, outcome));
+    }
+
+    /// Counts an invite email's outcome (`sent`, `failed`).
+    pub fn email(&self, tenant: &str, outcome: &'static str) {
+        self.record(|shard, _| count_tenant(&mut shard.emails, tenant, outcome));
     }
 
     /// Records one store operation.
     pub fn store_op(&self, op: &'static str, seconds: f64, ok: bool) {
-        self.store_seconds
-            .get_or_create(&StoreOp { op })
-            .observe(seconds);
-        if !ok {
-            self.store_errors.get_or_create(&StoreOp { op }).inc();
-        }
+        self.record(|shard, bounds| {
+            shard
+                .store_seconds
+                .entry(op)
+                .or_default()
+                .observe(bounds, seconds);
+            if !ok {
+                *shard.store_errors.entry(op).or_default() += 1;
+            }
+        });
     }
 }
 
@@ -212,6 +450,60 @@ pub fn method_label(method: &actix_web::http::Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_from_every_thread_are_summed() {
+        let metrics = Metrics::default();
+        let healthz = RouteLabels {
+            route: "/healthz",
+            method: "GET",
+            status: 200,
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        metrics.request(healthz.clone(), 0.00015);
+                        metrics.redemption("demo", "granted");
+                    }
+                    metrics.store_op("redeem", 5.0, false);
+                    metrics.invite_created("demo");
+                });
+            }
+        });
+        // A scrape between two records of one thread sees the first.
+        metrics.email("demo", "sent");
+        let text = metrics.render();
+        metrics.email("demo", "sent");
+        let again = metrics.render();
+        for needle in [
+            "invitetomedia_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 4000",
+            // 150 µs falls in the 200 µs bucket; buckets are cumulative.
+            "invitetomedia_http_request_duration_seconds_bucket{le=\"0.0001\",route=\"/healthz\"} 0",
+            "invitetomedia_http_request_duration_seconds_bucket{le=\"0.0002\",route=\"/healthz\"} 4000",
+            "invitetomedia_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/healthz\"} 4000",
+            "invitetomedia_http_request_duration_seconds_count{route=\"/healthz\"} 4000",
+            "invitetomedia_redemptions_total{tenant=\"demo\",outcome=\"granted\"} 4000",
+            "invitetomedia_invites_created_total{tenant=\"demo\"} 4",
+            // 5 s is past the last bound (~3.3 s): only +Inf holds it.
+            "invitetomedia_store_operation_duration_seconds_bucket{le=\"3.2768\",op=\"redeem\"} 0",
+            "invitetomedia_store_operation_duration_seconds_bucket{le=\"+Inf\",op=\"redeem\"} 4",
+            "invitetomedia_store_operation_duration_seconds_sum{op=\"redeem\"} 20.0",
+            "invitetomedia_store_errors_total{op=\"redeem\"} 4",
+            "invitetomedia_emails_total{tenant=\"demo\",outcome=\"sent\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        assert!(again.contains("invitetomedia_emails_total{tenant=\"demo\",outcome=\"sent\"} 2"));
+    }
+
+    #[test]
+    fn metric_sets_do_not_share_counts() {
+        let (a, b) = (Metrics::default(), Metrics::default());
+        a.redemption("demo", "granted");
+        assert!(a.render().contains("redemptions_total"));
+        assert!(!b.render().contains("redemptions_total"));
+    }
 
     #[test]
     fn route_labels_never_carry_tokens() {

@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, web};
 use futures_util::FutureExt;
 
 use crate::error::ApiError;
-use crate::metrics::{RouteLabels, RouteOnly, method_label, route_label};
+use crate::metrics::{RouteLabels, method_label, route_label};
 use crate::settings::{ConfigError, Settings, StoreBackend};
 use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, Store, UseStore};
@@ -194,21 +194,15 @@ impl Application {
                         if let (Ok(res), Some(state)) = (&res, state) {
                             let status = res.status().as_u16();
                             let elapsed = started.elapsed().as_secs_f64();
-                            state
-                                .metrics
-                                .request_seconds
-                                .get_or_create(&RouteOnly { route })
-                                .observe(elapsed);
                             tracing::debug!(%method, %route, status, elapsed, "request");
-                            state
-                                .metrics
-                                .requests
-                                .get_or_create(&RouteLabels {
+                            state.metrics.request(
+                                RouteLabels {
                                     route,
                                     method,
                                     status,
-                                })
-                                .inc();
+                                },
+                                elapsed,
+                            );
                         }
                         res
                     })

@@ -10,7 +10,6 @@ use crate::domain::{
 };
 use crate::email::{Message, TemplateValues};
 use crate::error::ApiError;
-use crate::metrics::TenantOutcome;
 use crate::state::{AppState, Tenant};
 use crate::store::unix_now;
 use crate::tokens::{InviteClaims, InvitePersonalData, MAX_TOKEN_LEN, invite, random_id};
@@ -198,13 +197,7 @@ pub async fn create(
     } else {
         EmailStatus::not_requested()
     };
-    state
-        .metrics
-        .invites_created
-        .get_or_create(&crate::metrics::TenantOnly {
-            tenant: tenant.id.clone(),
-        })
-        .inc();
+    state.metrics.invite_created(&tenant.id);
     tracing::info!(tenant = %tenant.id, jti = %jti, media_id = %new.media_id, role = %new.role, max_uses = new.max.as_i64(), "invite created");
     Ok(CreatedInvite {
         url,
@@ -265,14 +258,7 @@ async fn send_email(
         Ok(()) => (EmailStatus::sent(), "sent"),
         Err(detail) => (EmailStatus::failed(detail), "failed"),
     };
-    state
-        .metrics
-        .emails
-        .get_or_create(&TenantOutcome {
-            tenant: tenant.id.clone(),
-            outcome: label,
-        })
-        .inc();
+    state.metrics.email(&tenant.id, label);
     status
 }
 
