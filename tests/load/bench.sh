@@ -261,8 +261,8 @@ for round in $(seq 0 $((ROUNDS - 1))); do
   run_phase redeem_single "$WORK/redeem_single.lua" /v1/redeem
 done
 for phase in healthz create landing redeem_unlimited redeem_single; do median_round "$phase"; done
-# The same ceiling with one wrk thread: one runnable thread fewer than the 2 workers + 2 wrk
-# threads on 2 cores, which is what sets /healthz's p99 (README, Performance).
+# The same ceiling with one wrk thread, for comparison: one busy thread fewer sharing the cores,
+# and a client that cannot take more than one core.
 THREADS=1 run_phase healthz_t1 "$WORK/healthz.lua" /healthz
 MEM_AFTER=$(used_memory)
 KEYS_AFTER=$(rcli dbsize)
