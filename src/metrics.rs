@@ -3,11 +3,12 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::AddAssign;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
@@ -77,8 +78,10 @@ impl Latency {
         self.count += 1;
         self.sum += seconds;
     }
+}
 
-    fn add(&mut self, other: &Latency) {
+impl AddAssign<&Latency> for Latency {
+    fn add_assign(&mut self, other: &Latency) {
         for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
             *mine += theirs;
         }
@@ -140,19 +143,26 @@ struct Totals {
     emails: BTreeMap<TenantOutcome, u64>,
 }
 
-fn add_tenant_counts(
+/// Adds one shard's series to the totals, under their exposition labels.
+fn sum_into<K, L: Ord, V: Default + for<'v> AddAssign<&'v V>>(
+    totals: &mut BTreeMap<L, V>,
+    series: &HashMap<K, V>,
+    label: impl Fn(&K) -> L,
+) {
+    for (key, value) in series {
+        *totals.entry(label(key)).or_default() += value;
+    }
+}
+
+fn sum_tenant_counts(
     totals: &mut BTreeMap<TenantOutcome, u64>,
     counts: &HashMap<&'static str, HashMap<String, u64>>,
 ) {
     for (outcome, tenants) in counts {
-        for (tenant, n) in tenants {
-            *totals
-                .entry(TenantOutcome {
-                    tenant: tenant.clone(),
-                    outcome,
-                })
-                .or_default() += n;
-        }
+        sum_into(totals, tenants, |tenant| TenantOutcome {
+            tenant: tenant.clone(),
+            outcome,
+        });
     }
 }
 
@@ -166,121 +176,88 @@ impl Shards {
             .clone();
         for shard in all {
             let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            for (labels, n) in &shard.requests {
-                *t.requests.entry(labels.clone()).or_default() += n;
-            }
-            for (route, latency) in &shard.request_seconds {
-                t.request_seconds
-                    .entry(RouteOnly { route })
-                    .or_default()
-                    .add(latency);
-            }
-            for (tenant, n) in &shard.invites_created {
-                *t.invites_created
-                    .entry(TenantOnly {
-                        tenant: tenant.clone(),
-                    })
-                    .or_default() += n;
-            }
-            add_tenant_counts(&mut t.redemptions, &shard.redemptions);
-            for (op, latency) in &shard.store_seconds {
-                t.store_seconds
-                    .entry(StoreOp { op })
-                    .or_default()
-                    .add(latency);
-            }
-            for (op, n) in &shard.store_errors {
-                *t.store_errors.entry(StoreOp { op }).or_default() += n;
-            }
-            add_tenant_counts(&mut t.emails, &shard.emails);
+            sum_into(&mut t.requests, &shard.requests, RouteLabels::clone);
+            sum_into(&mut t.request_seconds, &shard.request_seconds, |route| {
+                RouteOnly { route }
+            });
+            sum_into(&mut t.invites_created, &shard.invites_created, |tenant| {
+                TenantOnly {
+                    tenant: tenant.clone(),
+                }
+            });
+            sum_tenant_counts(&mut t.redemptions, &shard.redemptions);
+            sum_into(&mut t.store_seconds, &shard.store_seconds, |op| StoreOp {
+                op,
+            });
+            sum_into(&mut t.store_errors, &shard.store_errors, |op| StoreOp {
+                op,
+            });
+            sum_tenant_counts(&mut t.emails, &shard.emails);
         }
         t
     }
 }
 
-/// Writes one counter family; nothing when it has no series yet.
-fn encode_counters<L: EncodeLabelSet>(
+/// Writes one family; nothing when it has no series yet.
+fn encode_family<L: EncodeLabelSet, V>(
     encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: &BTreeMap<L, u64>,
+    (name, help, kind): (&str, &str, MetricType),
+    series: &BTreeMap<L, V>,
+    write: impl Fn(MetricEncoder<'_>, &V) -> std::fmt::Result,
 ) -> std::fmt::Result {
     if series.is_empty() {
         return Ok(());
     }
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, n) in series {
-        family
-            .encode_family(labels)?
-            .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in series {
+        write(family.encode_family(labels)?, value)?;
     }
     Ok(())
 }
 
-/// Writes one histogram family; nothing when it has no series yet.
-fn encode_latencies<L: EncodeLabelSet>(
-    encoder: &mut DescriptorEncoder,
-    bounds: &[f64; BUCKETS],
-    name: &str,
-    help: &str,
-    series: &BTreeMap<L, Latency>,
-) -> std::fmt::Result {
-    if series.is_empty() {
-        return Ok(());
-    }
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    for (labels, latency) in series {
-        let buckets: Vec<(f64, u64)> = bounds.iter().copied().zip(latency.buckets).collect();
-        family
-            .encode_family(labels)?
-            .encode_histogram::<NoLabelSet>(latency.sum, latency.count, &buckets, None)?;
-    }
-    Ok(())
+fn encode_count(mut metric: MetricEncoder<'_>, n: &u64) -> std::fmt::Result {
+    metric.encode_counter::<NoLabelSet, _, u64>(n, None)
 }
 
 impl Collector for Shards {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        use MetricType::{Counter, Histogram};
         let t = self.totals();
         let e = &mut encoder;
-        encode_counters(
-            e,
+        let latency = |mut metric: MetricEncoder<'_>, l: &Latency| {
+            let buckets: Vec<(f64, u64)> = self.bounds.iter().copied().zip(l.buckets).collect();
+            metric.encode_histogram::<NoLabelSet>(l.sum, l.count, &buckets, None)
+        };
+        let requests = (
             "http_requests",
             "HTTP requests by route, method and status",
-            &t.requests,
-        )?;
-        encode_latencies(
-            e,
-            &self.bounds,
+            Counter,
+        );
+        encode_family(e, requests, &t.requests, encode_count)?;
+        let request_seconds = (
             "http_request_duration_seconds",
             "HTTP request latency by route",
-            &t.request_seconds,
-        )?;
-        encode_counters(
-            e,
-            "invites_created",
-            "Invite links created",
-            &t.invites_created,
-        )?;
-        encode_counters(
-            e,
-            "redemptions",
-            "Redemption attempts by outcome",
-            &t.redemptions,
-        )?;
-        encode_latencies(
-            e,
-            &self.bounds,
+            Histogram,
+        );
+        encode_family(e, request_seconds, &t.request_seconds, latency)?;
+        let created = ("invites_created", "Invite links created", Counter);
+        encode_family(e, created, &t.invites_created, encode_count)?;
+        let redemptions = ("redemptions", "Redemption attempts by outcome", Counter);
+        encode_family(e, redemptions, &t.redemptions, encode_count)?;
+        let store_seconds = (
             "store_operation_duration_seconds",
             "Store operation latency",
-            &t.store_seconds,
-        )?;
-        encode_counters(
-            e,
+            Histogram,
+        );
+        encode_family(e, store_seconds, &t.store_seconds, latency)?;
+        let store_errors = (
             "store_errors",
             "Store operations that failed or timed out",
-            &t.store_errors,
-        )?;
-        encode_counters(e, "emails", "Invite emails by outcome", &t.emails)
+            Counter,
+        );
+        encode_family(e, store_errors, &t.store_errors, encode_count)?;
+        let emails = ("emails", "Invite emails by outcome", Counter);
+        encode_family(e, emails, &t.emails, encode_count)
     }
 }
 
