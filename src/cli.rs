@@ -61,7 +61,8 @@ async fn serve() -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    crate::telemetry::init(settings.is_production());
+    // Held until serve returns: dropping it writes out the last lines (e.g. "stopped").
+    let _log_writer = crate::telemetry::init(settings.is_production());
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(&e.to_string()),

@@ -1,18 +1,34 @@
 //! Logging through `tracing-subscriber`: human-readable in development, JSON lines in
 //! production. `RUST_LOG` filters (default `info`).
+//!
+//! Lines are formatted on the thread that logs and written to stdout by a thread of their own,
+//! which writes whatever has queued up in one go: a worker never waits on stdout's lock or a
+//! write to a slow pipe. The queue is not lossy: when it is full (128k lines), loggers wait for
+//! room rather than drop lines.
 
+use std::io::BufWriter;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. Safe to call more than once (later calls do nothing), so
-/// tests may call it from every test.
-pub fn init(json: bool) {
+/// Installs the global subscriber. Returns the guard that writes out queued lines when
+/// dropped (keep it until the process ends), or `None` when a subscriber was installed
+/// already: later calls do nothing, so tests may call it from every test.
+#[must_use = "dropping the guard stops the log writer"]
+pub fn init(json: bool) -> Option<WorkerGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
-    let _ = if json {
+        .with_target(false)
+        .with_writer(writer);
+    let installed = if json {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()
     };
+    installed.ok().map(|()| guard)
 }

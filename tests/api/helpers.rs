@@ -379,7 +379,8 @@ pub async fn spawn_with(backend: Backend, extra: &str) -> TestApp {
 /// Starts an app from a full test configuration.
 pub async fn spawn_configured(toml: &str) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
-        invitetomedia::telemetry::init(false);
+        // The writer flushes whenever its queue empties; it lives as long as the test process.
+        std::mem::forget(invitetomedia::telemetry::init(false));
     }
     let app = Application::build(load_settings(toml))
         .await

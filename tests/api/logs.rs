@@ -1,4 +1,5 @@
-//! What the real binary writes to its log: never a token, a key or a secret.
+//! What the real binary writes to its log: never a token, a key or a secret, and every line
+//! up to the last.
 
 use std::process::Command;
 use std::time::Duration;
@@ -49,6 +50,11 @@ async fn logs_carry_ids_not_tokens_or_secrets() {
     bin.child.wait().unwrap();
     let text = std::fs::read_to_string(&bin.log).unwrap();
     assert!(text.contains(&jti), "the invite id is logged:\n{text}");
+    assert!(text.contains("invite redeemed"), "{text}");
+    // Lines are written by a thread of their own; the last one, logged as the process ends,
+    // is written out before it exits.
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.contains("stopped"), "last line: {last}");
     assert!(
         text.contains("invite email"),
         "the log transport printed the message"
