@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 
 /// Labels of HTTP request metrics.
@@ -49,8 +48,22 @@ struct StoreOp {
     op: &'static str,
 }
 
-/// Upper bounds of the latency histograms: 100 µs .. ~3.3 s, then +Inf.
+/// Buckets of the latency histograms.
 const BUCKETS: usize = 17;
+
+/// Their upper bounds: 100 µs doubling to ~3.3 s, then +Inf (`f64::MAX`, which the encoder
+/// writes as `+Inf`). Doubling is exact, so these equal prometheus-client's
+/// `exponential_buckets(0.0001, 2.0, 16)`.
+const BOUNDS: [f64; BUCKETS] = {
+    let mut bounds = [f64::MAX; BUCKETS];
+    let (mut i, mut bound) = (0, 0.0001);
+    while i < BUCKETS - 1 {
+        bounds[i] = bound;
+        bound *= 2.0;
+        i += 1;
+    }
+    bounds
+};
 
 /// Distinguishes metric sets in one process (tests run several apps), for the per-thread shards.
 static NEXT_METRICS_ID: AtomicU64 = AtomicU64::new(0);
@@ -69,8 +82,8 @@ struct Latency {
 }
 
 impl Latency {
-    fn observe(&mut self, bounds: &[f64; BUCKETS], seconds: f64) {
-        let bucket = bounds
+    fn observe(&mut self, seconds: f64) {
+        let bucket = BOUNDS
             .iter()
             .position(|b| seconds <= *b)
             .unwrap_or(BUCKETS - 1);
@@ -103,12 +116,8 @@ struct Shard {
     emails: HashMap<&'static str, HashMap<String, u64>>,
 }
 
-fn count_tenant(
-    map: &mut HashMap<&'static str, HashMap<String, u64>>,
-    tenant: &str,
-    outcome: &'static str,
-) {
-    let tenants = map.entry(outcome).or_default();
+/// Counts one for `tenant`, allocating its label only the first time.
+fn count(tenants: &mut HashMap<String, u64>, tenant: &str) {
     match tenants.get_mut(tenant) {
         Some(n) => *n += 1,
         None => {
@@ -122,7 +131,6 @@ fn count_tenant(
 #[derive(Default)]
 struct Shards {
     all: Mutex<Vec<Arc<Mutex<Shard>>>>,
-    bounds: [f64; BUCKETS],
 }
 
 impl std::fmt::Debug for Shards {
@@ -225,7 +233,7 @@ impl Collector for Shards {
         let t = self.totals();
         let e = &mut encoder;
         let latency = |mut metric: MetricEncoder<'_>, l: &Latency| {
-            let buckets: Vec<(f64, u64)> = self.bounds.iter().copied().zip(l.buckets).collect();
+            let buckets: Vec<(f64, u64)> = BOUNDS.iter().copied().zip(l.buckets).collect();
             metric.encode_histogram::<NoLabelSet>(l.sum, l.count, &buckets, None)
         };
         let requests = (
@@ -279,18 +287,7 @@ impl std::fmt::Debug for Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut bounds = [f64::MAX; BUCKETS];
-        for (bound, b) in
-            bounds
-                .iter_mut()
-                .zip(exponential_buckets(0.0001, 2.0, BUCKETS as u16 - 1))
-        {
-            *bound = b;
-        }
-        let shards = Arc::new(Shards {
-            all: Mutex::default(),
-            bounds,
-        });
+        let shards = Arc::new(Shards::default());
         let mut registry = Registry::with_prefix("invitetomedia");
         registry.register_collector(Box::new(Arc::clone(&shards)));
         Self {
@@ -311,7 +308,7 @@ impl Metrics {
     }
 
     /// Runs `record` on this thread's shard, made on the thread's first use.
-    fn record(&self, record: impl FnOnce(&mut Shard, &[f64; BUCKETS])) {
+    fn record(&self, record: impl FnOnce(&mut Shard)) {
         SHARDS.with(|mine| {
             let mut mine = mine.borrow_mut();
             let shard = match mine.iter().position(|(id, _)| *id == self.id) {
@@ -327,53 +324,41 @@ impl Metrics {
                     &mine[mine.len() - 1].1
                 }
             };
-            record(
-                &mut shard.lock().unwrap_or_else(PoisonError::into_inner),
-                &self.shards.bounds,
-            );
+            record(&mut shard.lock().unwrap_or_else(PoisonError::into_inner));
         });
     }
 
     /// Counts an answered request and its latency.
     pub fn request(&self, labels: RouteLabels, seconds: f64) {
-        self.record(|shard, bounds| {
+        self.record(|shard| {
             shard
                 .request_seconds
                 .entry(labels.route)
                 .or_default()
-                .observe(bounds, seconds);
+                .observe(seconds);
             *shard.requests.entry(labels).or_default() += 1;
         });
     }
 
     /// Counts a created invite.
     pub fn invite_created(&self, tenant: &str) {
-        self.record(|shard, _| match shard.invites_created.get_mut(tenant) {
-            Some(n) => *n += 1,
-            None => {
-                shard.invites_created.insert(tenant.to_owned(), 1);
-            }
-        });
+        self.record(|shard| count(&mut shard.invites_created, tenant));
     }
 
     /// Counts a redemption outcome.
     pub fn redemption(&self, tenant: &str, outcome: &'static str) {
-        self.record(|shard, _| count_tenant(&mut shard.redemptions, tenant, outcome));
+        self.record(|shard| count(shard.redemptions.entry(outcome).or_default(), tenant));
     }
 
     /// Counts an invite email's outcome (`sent`, `failed`).
     pub fn email(&self, tenant: &str, outcome: &'static str) {
-        self.record(|shard, _| count_tenant(&mut shard.emails, tenant, outcome));
+        self.record(|shard| count(shard.emails.entry(outcome).or_default(), tenant));
     }
 
     /// Records one store operation.
     pub fn store_op(&self, op: &'static str, seconds: f64, ok: bool) {
-        self.record(|shard, bounds| {
-            shard
-                .store_seconds
-                .entry(op)
-                .or_default()
-                .observe(bounds, seconds);
+        self.record(|shard| {
+            shard.store_seconds.entry(op).or_default().observe(seconds);
             if !ok {
                 *shard.store_errors.entry(op).or_default() += 1;
             }

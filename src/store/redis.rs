@@ -223,7 +223,7 @@ impl RedisStore {
 
     /// Reports a take-back that failed (Redis went away between the two calls). The redemption
     /// still answers `revoked`; the revoked link keeps one recorded use that granted nothing.
-    fn take_back<T>(&self, link: &LinkRef<'_>, result: Result<T, StoreError>) {
+    fn warn_on_failed_take_back<T>(&self, link: &LinkRef<'_>, result: Result<T, StoreError>) {
         if let Err(error) = result {
             tracing::warn!(
                 tenant = link.tenant,
@@ -386,7 +386,7 @@ impl UseStore for RedisStore {
             if is_revoked(&marks, link.iat) {
                 let mut decr = redis::cmd("DECR");
                 decr.arg(&uses_key);
-                self.take_back(link, self.query::<i64>(&decr, self.timeout).await);
+                self.warn_on_failed_take_back(link, self.query::<i64>(&decr, self.timeout).await);
                 return Ok(Redemption::Revoked);
             }
             return Ok(Redemption::Admitted {
@@ -406,7 +406,7 @@ impl UseStore for RedisStore {
             if holder.is_none() {
                 let mut invocation = self.release.prepare_invoke();
                 invocation.key(&uses_key).arg(digest);
-                self.take_back(link, self.run::<i64>(invocation).await);
+                self.warn_on_failed_take_back(link, self.run::<i64>(invocation).await);
             }
             return Ok(Redemption::Revoked);
         }

@@ -1,6 +1,6 @@
 //! Concurrent redemptions: an N-use link admits exactly N distinct devices, whatever the race.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::helpers::*;
@@ -13,18 +13,6 @@ on_every_backend!(
     revocation_amid_redemptions_counts_only_grants
 );
 
-/// Posts `body` to `url` as the demo tenant (redemption ignores the key): status and answer.
-async fn post(client: reqwest::Client, url: String, body: Value) -> (u16, Value) {
-    let response = client
-        .post(url)
-        .bearer_auth(DEMO_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
-
 async fn race(
     app: &TestApp,
     token: &str,
@@ -35,11 +23,11 @@ async fn race(
         let (client, address, token) = (app.client.clone(), app.address.clone(), token.to_owned());
         tasks.spawn(async move {
             let body = json!({ "token": token, "email": "ada@example.com", "device_id": device });
-            let (status, body) = post(client, format!("{address}/v1/redeem"), body).await;
+            let reply = post_json(&client, &format!("{address}/v1/redeem"), None, &body).await;
             (
-                status,
-                body["reentry"] == true,
-                body["code"].as_str().unwrap_or("").to_owned(),
+                reply.status,
+                reply.body["reentry"] == true,
+                reply.code().to_owned(),
             )
         });
     }
@@ -96,8 +84,10 @@ async fn revocation_amid_redemptions_counts_only_grants(backend: Backend) {
                 let path = if n == 20 { "invites/revoke" } else { "redeem" };
                 let body =
                     json!({ "token": token, "email": "ada@example.com", "device_id": device(n) });
-                let (status, body) = post(client, format!("{address}/v1/{path}"), body).await;
-                (path, status, body["code"].as_str().unwrap_or("").to_owned())
+                // The demo key, for the revocation (redemption ignores it).
+                let url = format!("{address}/v1/{path}");
+                let reply = post_json(&client, &url, Some(DEMO_KEY), &body).await;
+                (path, reply.status, reply.code().to_owned())
             });
         }
         let mut granted = 0;

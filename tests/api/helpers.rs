@@ -443,17 +443,24 @@ impl Reply {
     }
 }
 
+/// POSTs `body` as JSON to `url`, with `key` as bearer token when given.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> Reply {
+    let mut request = client.post(url).json(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    Reply::from(request.send().await.unwrap()).await
+}
+
 impl TestApp {
     /// POST JSON with an optional API key.
     pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Reply {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.address))
-            .json(body);
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        Reply::from(request.send().await.unwrap()).await
+        post_json(&self.client, &format!("{}{path}", self.address), key, body).await
     }
 
     /// POST a raw body.
@@ -603,16 +610,9 @@ pub struct Binary {
 }
 
 impl Binary {
-    /// POSTs `body` as JSON to `path`, with `api_key` as bearer token when given; the status
-    /// and the JSON answer (`null` when the answer is not JSON).
-    pub async fn post(&self, path: &str, api_key: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
-        if let Some(key) = api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+    /// POST JSON with an optional API key.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Reply {
+        post_json(&self.client, &format!("{}{path}", self.base), key, body).await
     }
 }
 

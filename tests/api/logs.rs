@@ -18,7 +18,7 @@ async fn logs_carry_ids_not_tokens_or_secrets() {
     // Create with an email (log transport prints the message), open, join, redeem, revoke.
     let mut body = invite_body();
     body["send_email"] = json!(true);
-    let (_, created) = bin.post("/v1/invites", Some(DEMO_KEY), &body).await;
+    let created = bin.post("/v1/invites", Some(DEMO_KEY), &body).await.body;
     let token = created["token"].as_str().unwrap().to_owned();
     let jti = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["email"]["status"], "sent");
@@ -28,7 +28,7 @@ async fn logs_carry_ids_not_tokens_or_secrets() {
         .await
         .unwrap();
     let redeem = json!({ "token": token, "email": "ada@example.com", "device_id": device(1) });
-    let (_, redeemed) = bin.post("/v1/redeem", None, &redeem).await;
+    let redeemed = bin.post("/v1/redeem", None, &redeem).await.body;
     let grant = redeemed["grant"].as_str().unwrap().to_owned();
     let forged = json!({ "token": format!("{token}x"), "email": "a@b.co" });
     bin.post("/v1/redeem", None, &forged).await;

@@ -158,10 +158,10 @@ async fn sigterm_drains_in_flight_redemptions() {
         )
         .replace("key_prefix =", "timeout_ms = 5000\nkey_prefix =");
     let bin = spawn_binary(&toml, port, false).await;
-    let (_, created) = bin
+    let created = bin
         .post("/v1/invites", Some(DEMO_KEY), &invite_body())
         .await;
-    let token = created["token"].as_str().unwrap().to_owned();
+    let token = created.body["token"].as_str().unwrap().to_owned();
     let Binary {
         mut child,
         base,
