@@ -22,6 +22,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`limits`]: the optional per-client rate limit of the participant endpoints.
 //! - [`telemetry`]: logging setup.
+//! - [`timeslice`]: busy workers offer their core to waiting threads every 250 µs.
 //! - [`cli`]: the command line of the binary.
 
 #![forbid(unsafe_code)]
@@ -41,4 +42,5 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod timeslice;
 pub mod tokens;

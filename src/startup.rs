@@ -190,6 +190,7 @@ impl Application {
                     let method = method_label(req.method());
                     let state = req.app_data::<web::Data<AppState>>().cloned();
                     let started = Instant::now();
+                    crate::timeslice::at_request_start(started);
                     srv.call(req).map(move |res| {
                         if let (Ok(res), Some(state)) = (&res, state) {
                             let status = res.status().as_u16();
