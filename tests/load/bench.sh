@@ -26,8 +26,10 @@ CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 QUICK=${BENCH_QUICK:-0}
 PRELOAD=${BENCH_PRELOAD:-1000000}
-# Redemption requests prepared per wrk thread and phase (enough for its seconds at 60k req/s).
-POOL=${BENCH_POOL:-$(( SECONDS_PER_PHASE * 30000 ))}
+# Redemption requests prepared per wrk thread and phase: enough for the whole wrk run (the
+# measured seconds and one on each side) at 60k req/s. With only the measured seconds' worth,
+# the last second of each unlimited-link run built its requests as it sent them.
+POOL=${BENCH_POOL:-$(( (SECONDS_PER_PHASE + 2) * 30000 ))}
 if [ "$QUICK" = 1 ]; then PROFILE=${BENCH_PROFILE:-debug}; PRELOAD=2000; ROUNDS=${BENCH_ROUNDS:-1}; else PROFILE=${BENCH_PROFILE:-release}; fi
 
 for tool in wrk redis-server redis-cli python3; do
@@ -121,6 +123,27 @@ end'
 THREADS_SETUP='
 local counter = 0
 setup = function(thread) thread:set("id", counter); counter = counter + 1 end'
+# wrk runs each thread's init() on its main thread, one thread after another, and starts each
+# thread as soon as its own init() is done; while the next one builds its requests the first
+# is already measuring latency against a machine with one more busy thread. These phases build
+# thousands of requests in init(), so each thread marks itself ready when its init() is done
+# and no thread sends before every thread is ready. (wrk also calls thread 0'"'"'s request() once
+# on its main thread to check the request, right after that init(); that call must not wait.)
+GATE='
+local gate, threads = os.getenv("BENCH_GATE"), tonumber(os.getenv("BENCH_THREADS_RUNNING"))
+local function mark_ready()
+  local f = assert(io.open(gate .. "." .. id, "w"))
+  f:close()
+end
+local waiting, checked = true, false
+local function wait_for_every_thread()
+  if not waiting then return end
+  if id == 0 and not checked then checked = true; return end
+  for t = 0, threads - 1 do
+    repeat local f = io.open(gate .. "." .. t); if f then f:close() end until f
+  end
+  waiting = false
+end'
 CREATE_REQUEST='
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer '"$API_KEY"'"
@@ -156,6 +179,7 @@ EOF
 # static /healthz request, and the service gets the same share of the two cores in every phase.
 cat > "$WORK/redeem_unlimited.lua" <<EOF
 $THREADS_SETUP
+$GATE
 local token = os.getenv("BENCH_TOKEN")
 local function build(n)
   local body = string.format('{"token":"%s","email":"ada@example.com","device_id":"bench-%02d-%012d"}', token, id, n)
@@ -164,8 +188,10 @@ end
 init = function(args)
   pool, n = {}, 0
   for i = 1, $POOL do pool[i] = build(i) end
+  mark_ready()
 end
 request = function()
+  wait_for_every_thread()
   n = n + 1
   return pool[n] or build(n)
 end
@@ -174,14 +200,17 @@ EOF
 # Each wrk thread of each round redeems its own share of the prepared links.
 cat > "$WORK/redeem_single.lua" <<EOF
 $THREADS_SETUP
+$GATE
 init = function(args)
   pool, n = {}, 0
   for line in io.lines("$WORK/tokens." .. os.getenv("BENCH_ROUND") .. "." .. id) do
     pool[#pool + 1] = wrk.format("POST", "/v1/redeem", { ["Content-Type"] = "application/json" },
       '{"token":"' .. line .. '","email":"ada@example.com"}')
   end
+  mark_ready()
 end
 request = function()
+  wait_for_every_thread()
   n = n + 1
   return pool[((n - 1) % #pool) + 1]
 end
@@ -189,6 +218,7 @@ $DONE
 EOF
 
 declare -A RPS P50 P99 NON2XX TOTAL ROUND_RESULTS
+PHASE_RUNS=0
 # The requests the service has answered, from its own counter (/metrics scrapes excluded).
 served() {
   curl -fsS "$BASE/metrics" | python3 -c '
@@ -204,7 +234,8 @@ print(sum(float(line.rsplit(" ", 1)[1]) for line in sys.stdin
 run_phase() { # name script path
   local name=$1 script=$2 path=${3:-/healthz}
   local out wrk_pid before after started ended
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((SECONDS_PER_PHASE + 2))s" --timeout 5s -s "$script" "$BASE$path" > "$WORK/wrk.out" &
+  PHASE_RUNS=$((PHASE_RUNS + 1))
+  BENCH_GATE="$WORK/gate.$PHASE_RUNS" BENCH_THREADS_RUNNING=$THREADS wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((SECONDS_PER_PHASE + 2))s" --timeout 5s -s "$script" "$BASE$path" > "$WORK/wrk.out" &
   wrk_pid=$!
   sleep 1
   before=$(served); started=$(date +%s.%N)
