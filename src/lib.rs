@@ -22,7 +22,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`limits`]: the optional per-client rate limit of the participant endpoints.
 //! - [`telemetry`]: logging setup.
-//! - [`timeslice`]: busy workers offer their core to waiting threads every 250 µs.
+//! - [`timeslice`]: a worker that has run 250 µs without a context switch offers its core to waiting threads.
 //! - [`cli`]: the command line of the binary.
 
 #![forbid(unsafe_code)]
