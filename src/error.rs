@@ -14,6 +14,58 @@ use crate::tokens::TokenError;
 /// Seconds a client should wait before retrying while the store is unavailable.
 const STORE_RETRY_AFTER_SECONDS: u32 = 1;
 
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal,)*) => {
+        /// Every stable `code` the API answers with: the one list, which openapi.yaml's
+        /// `ErrorCode` enum must equal (a test compares them as sets).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $(
+                #[doc = concat!("`", $code, "`")]
+                $variant,
+            )*
+        }
+
+        impl ErrorCode {
+            /// Every code.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as problem documents spell it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedRequest => "malformed_request",
+    Unauthenticated => "unauthenticated",
+    ModuleDisabled => "module_disabled",
+    InviterNotAllowed => "inviter_not_allowed",
+    NotMediaCollaborator => "not_media_collaborator",
+    RoleNotGrantable => "role_not_grantable",
+    InvalidRequest => "invalid_request",
+    RestrictedDomain => "restricted_domain",
+    EmailDisabled => "email_disabled",
+    NotFound => "not_found",
+    PayloadTooLarge => "payload_too_large",
+    MalformedToken => "malformed_token",
+    InvalidToken => "invalid_token",
+    NotYetValid => "not_yet_valid",
+    Expired => "expired",
+    Exhausted => "exhausted",
+    Revoked => "revoked",
+    EmailMismatch => "email_mismatch",
+    Locked => "locked",
+    CrossSiteRequest => "cross_site_request",
+    RateLimited => "rate_limited",
+    StoreUnavailable => "store_unavailable",
+    Internal => "internal",
+}
+
 /// Every error the API answers with.
 #[derive(Debug)]
 pub enum ApiError {
@@ -53,13 +105,21 @@ pub enum ApiError {
     Revoked,
     /// 403: the email is not the invited one.
     EmailMismatch,
+    /// 410: the link had too many failed attempts (wrong emails) and is locked.
+    Locked,
+    /// 403: a browser posted the join form from another site.
+    CrossSiteRequest,
     /// 429: too many requests from this client.
     RateLimited {
         /// Seconds until a request may succeed.
         retry_after: u32,
     },
-    /// 503: the store did not answer; nothing was granted.
-    StoreUnavailable,
+    /// 503: the store did not answer; nothing was granted. A redemption's answer names the
+    /// device it counted for, so a retry re-enters instead of spending a second use.
+    StoreUnavailable {
+        /// The redemption's device id, when the request was a redemption.
+        device_id: Option<String>,
+    },
     /// 500: a bug or an unexpected failure, logged with its cause, opaque to the client.
     Internal(String),
 }
@@ -75,33 +135,42 @@ struct Problem<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<&'a str>,
 }
 
 impl ApiError {
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    /// The code as a value of the one list of codes.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            Self::MalformedRequest(_) => "malformed_request",
-            Self::Unauthenticated => "unauthenticated",
-            Self::ModuleDisabled => "module_disabled",
-            Self::InviterNotAllowed => "inviter_not_allowed",
-            Self::NotMediaCollaborator => "not_media_collaborator",
-            Self::RoleNotGrantable => "role_not_grantable",
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::RestrictedDomain => "restricted_domain",
-            Self::EmailDisabled => "email_disabled",
-            Self::NotFound => "not_found",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::MalformedToken => "malformed_token",
-            Self::InvalidToken => "invalid_token",
-            Self::NotYetValid => "not_yet_valid",
-            Self::Expired => "expired",
-            Self::Exhausted => "exhausted",
-            Self::Revoked => "revoked",
-            Self::EmailMismatch => "email_mismatch",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::StoreUnavailable => "store_unavailable",
-            Self::Internal(_) => "internal",
+            Self::MalformedRequest(_) => ErrorCode::MalformedRequest,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::ModuleDisabled => ErrorCode::ModuleDisabled,
+            Self::InviterNotAllowed => ErrorCode::InviterNotAllowed,
+            Self::NotMediaCollaborator => ErrorCode::NotMediaCollaborator,
+            Self::RoleNotGrantable => ErrorCode::RoleNotGrantable,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::RestrictedDomain => ErrorCode::RestrictedDomain,
+            Self::EmailDisabled => ErrorCode::EmailDisabled,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::MalformedToken => ErrorCode::MalformedToken,
+            Self::InvalidToken => ErrorCode::InvalidToken,
+            Self::NotYetValid => ErrorCode::NotYetValid,
+            Self::Expired => ErrorCode::Expired,
+            Self::Exhausted => ErrorCode::Exhausted,
+            Self::Revoked => ErrorCode::Revoked,
+            Self::EmailMismatch => ErrorCode::EmailMismatch,
+            Self::Locked => ErrorCode::Locked,
+            Self::CrossSiteRequest => ErrorCode::CrossSiteRequest,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -126,8 +195,10 @@ impl ApiError {
             Self::Exhausted => "Link used up",
             Self::Revoked => "Link revoked",
             Self::EmailMismatch => "Email does not match the invitation",
+            Self::Locked => "Link locked",
+            Self::CrossSiteRequest => "Request from another site",
             Self::RateLimited { .. } => "Too many requests",
-            Self::StoreUnavailable => "Temporarily unavailable",
+            Self::StoreUnavailable { .. } => "Temporarily unavailable",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -153,8 +224,10 @@ impl ApiError {
             Self::Exhausted => "This invitation link has already been used.".into(),
             Self::Revoked => "This invitation link has been withdrawn.".into(),
             Self::EmailMismatch => "This invitation was sent to a different email address.".into(),
+            Self::Locked => "This invitation link is locked after too many attempts with a wrong email address. Ask the person who invited you for a new one.".into(),
+            Self::CrossSiteRequest => "This form can only be sent from the invitation page itself. Open the invitation link and join from there.".into(),
             Self::RateLimited { .. } => "Too many requests; try again shortly.".into(),
-            Self::StoreUnavailable => "The service cannot check this link right now; try again in a moment.".into(),
+            Self::StoreUnavailable { .. } => "The service cannot check this link right now; try again in a moment.".into(),
             Self::Internal(_) => "Something went wrong on our side.".into(),
         }
     }
@@ -169,15 +242,16 @@ impl ApiError {
             | Self::NotMediaCollaborator
             | Self::RoleNotGrantable
             | Self::NotYetValid
-            | Self::EmailMismatch => StatusCode::FORBIDDEN,
+            | Self::EmailMismatch
+            | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::InvalidRequest(_) | Self::RestrictedDomain | Self::EmailDisabled => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Expired | Self::Exhausted | Self::Revoked => StatusCode::GONE,
+            Self::Expired | Self::Exhausted | Self::Revoked | Self::Locked => StatusCode::GONE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -194,7 +268,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             Self::RateLimited { retry_after } => Some(*retry_after),
-            Self::StoreUnavailable => Some(STORE_RETRY_AFTER_SECONDS),
+            Self::StoreUnavailable { .. } => Some(STORE_RETRY_AFTER_SECONDS),
             _ => None,
         }
     }
@@ -225,6 +299,10 @@ impl ResponseError for ApiError {
                 Self::InvalidRequest(errors) => Some(errors),
                 _ => None,
             },
+            device_id: match self {
+                Self::StoreUnavailable { device_id } => device_id.as_deref(),
+                _ => None,
+            },
         };
         let mut response = HttpResponse::build(self.status());
         response
@@ -252,7 +330,7 @@ impl From<TokenError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         tracing::warn!(cause = %err, "store unavailable");
-        Self::StoreUnavailable
+        Self::StoreUnavailable { device_id: None }
     }
 }
 

@@ -19,10 +19,11 @@
 //! - [`routes`]: HTTP handlers, one file per endpoint group.
 //! - [`pages`]: the participant pages (one layout, strict CSP with a per-response nonce).
 //! - [`error`]: the one API error type and its problem+json form.
+//! - [`health`]: the store as this replica sees it (`/healthz/store`, gauges, eviction policy).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`limits`]: the optional per-client rate limit of the participant endpoints.
 //! - [`telemetry`]: logging setup.
-//! - [`timeslice`]: a worker that has run 250 µs without a context switch offers its core to waiting threads.
+//! - [`tuning`]: runtime tuning, each piece with what it bought: cooperative time slices, the timer floor, per-thread pools.
 //! - [`cli`]: the command line of the binary.
 
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod domain;
 pub mod email;
 pub mod error;
+pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod pages;
@@ -42,5 +44,5 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
-pub mod timeslice;
 pub mod tokens;
+pub mod tuning;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// Labels of HTTP request metrics.
@@ -277,6 +278,11 @@ pub struct Metrics {
     id: u64,
     registry: Registry,
     shards: Arc<Shards>,
+    /// `invitetomedia_store_up`: 1 when this replica's last store check got an answer.
+    pub store_up: Gauge,
+    /// `invitetomedia_store_eviction_policy_verified`: 1 once Redis's `maxmemory-policy` was
+    /// read as `noeviction` (the memory store: always 1).
+    pub eviction_policy_verified: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -290,10 +296,24 @@ impl Default for Metrics {
         let shards = Arc::new(Shards::default());
         let mut registry = Registry::with_prefix("invitetomedia");
         registry.register_collector(Box::new(Arc::clone(&shards)));
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "Whether the store answered this replica's last check (every 5 s)",
+            store_up.clone(),
+        );
+        let eviction_policy_verified = Gauge::default();
+        registry.register(
+            "store_eviction_policy_verified",
+            "Whether Redis's maxmemory-policy was read as noeviction",
+            eviction_policy_verified.clone(),
+        );
         Self {
             id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
             registry,
             shards,
+            store_up,
+            eviction_policy_verified,
         }
     }
 }
@@ -369,7 +389,7 @@ impl Metrics {
 /// The route pattern of a path, without routing it again: the label of request metrics.
 /// Paths carry tokens and ids, so they are never labels themselves.
 pub fn route_label(path: &str) -> &'static str {
-    const STATIC: [&str; 12] = [
+    const STATIC: [&str; 13] = [
         "/v1/invites",
         "/v1/invites/introspect",
         "/v1/invites/revoke",
@@ -378,6 +398,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/v1/settings",
         "/.well-known/jwks.json",
         "/healthz",
+        "/healthz/store",
         "/readyz",
         "/metrics",
         "/openapi.yaml",

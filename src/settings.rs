@@ -102,6 +102,64 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// A URL from configuration (it may carry a password in its userinfo): `Debug` and
+/// `Serialize` print it with the userinfo replaced by `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct UrlText(String);
+
+impl UrlText {
+    /// The URL as configured, userinfo included. Call only where the URL is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any userinfo replaced by `[redacted]`.
+    pub fn redacted(&self) -> String {
+        redact_userinfo(&self.0)
+    }
+}
+
+impl From<&str> for UrlText {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl fmt::Debug for UrlText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.redacted(), f)
+    }
+}
+
+impl Serialize for UrlText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for UrlText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(UrlText)
+    }
+}
+
+/// `scheme://user:password@host/...` → `scheme://[redacted]@host/...`; text without userinfo
+/// (or that is no URL at all) unchanged. Works on text, so an invalid URL is redacted too.
+pub fn redact_userinfo(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else {
+        return text.to_owned();
+    };
+    let rest = &text[scheme_end + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{}://[redacted]@{}", &text[..scheme_end], &rest[at + 1..]),
+        None => text.to_owned(),
+    }
+}
+
+/// `APP_ENV`: which rules and layers apply.
+pub const APP_ENVS: [&str; 3] = ["development", "test", "production"];
+
 /// The whole configuration, as layered and validated.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +177,9 @@ pub struct Settings {
     /// Token lifetimes and clock leeway.
     #[serde(default)]
     pub tokens: TokenSettings,
+    /// Limits that protect links from guessing.
+    #[serde(default)]
+    pub security: SecuritySettings,
     /// Email transport and templates.
     pub email: EmailSettings,
     /// Tenants by id (lowercase `[a-z0-9_-]`).
@@ -147,6 +208,10 @@ pub struct ServerSettings {
     /// process may use ([`ServerSettings::worker_count`]).
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Microseconds a worker runs without a context switch before it offers its core to other
+    /// runnable threads (0: never). See [`crate::tuning`].
+    #[serde(default = "default_yield_after_us")]
+    pub yield_after_us: u64,
     /// Per-client-IP rate limit of the participant endpoints (per replica); off when absent.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSettings>,
@@ -190,10 +255,10 @@ pub struct StoreSettings {
     pub backend: StoreBackend,
     /// Single-node Redis URL.
     #[serde(default)]
-    pub redis_url: Secret,
+    pub redis_url: UrlText,
     /// Cluster seed nodes, for `redis-cluster`.
-    #[serde(default, deserialize_with = "string_or_list")]
-    pub cluster_nodes: Vec<String>,
+    #[serde(default, deserialize_with = "urls_or_list")]
+    pub cluster_nodes: Vec<UrlText>,
     /// Prefix of every key, so several deployments (or tests) can share one Redis.
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
@@ -273,6 +338,24 @@ impl Default for TokenSettings {
     }
 }
 
+/// `[security]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Wrong emails an email-bound link takes before it locks (1..=100): without a limit a
+    /// leaked link would confirm or refuse any guess of the invitee's address.
+    #[serde(default = "default_max_email_attempts")]
+    pub max_email_attempts: u32,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        Self {
+            max_email_attempts: default_max_email_attempts(),
+        }
+    }
+}
+
 /// `[email]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -304,7 +387,7 @@ pub enum EmailTransportKind {
 pub struct EmailHttpSettings {
     /// Relay endpoint.
     #[serde(default)]
-    pub url: String,
+    pub url: UrlText,
     /// Bearer token sent to the relay.
     #[serde(default)]
     pub bearer_token: Secret,
@@ -316,7 +399,7 @@ pub struct EmailHttpSettings {
 impl Default for EmailHttpSettings {
     fn default() -> Self {
         Self {
-            url: String::new(),
+            url: UrlText::default(),
             bearer_token: Secret::default(),
             timeout_ms: default_email_timeout(),
         }
@@ -466,6 +549,12 @@ fn default_leeway() -> u64 {
 fn default_grant_ttl() -> u64 {
     300
 }
+fn default_max_email_attempts() -> u32 {
+    10
+}
+fn default_yield_after_us() -> u64 {
+    crate::tuning::DEFAULT_YIELD_AFTER_US
+}
 fn default_email_timeout() -> u64 {
     5000
 }
@@ -493,6 +582,11 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
             .collect(),
         OneOrMany::Many(v) => v,
     })
+}
+
+/// [`string_or_list`] for URLs.
+fn urls_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<UrlText>, D::Error> {
+    Ok(string_or_list(d)?.into_iter().map(UrlText).collect())
 }
 
 /// Where to read the layers from; [`LoadOptions::from_env`] is what the binary uses.
@@ -527,9 +621,24 @@ impl LoadOptions {
 impl Settings {
     /// Loads and validates the layered configuration.
     pub fn load(options: &LoadOptions) -> Result<Self, ConfigError> {
-        let mut builder = Config::builder().add_source(lowercased(
+        if !APP_ENVS.contains(&options.app_env.as_str()) {
+            return Err(ConfigError::new(
+                "APP_ENV",
+                format!(
+                    "{:?} is not one of development, test, production",
+                    options.app_env
+                ),
+            ));
+        }
+        let mut defaults = lowercased(
             File::from(options.config_dir.join("default.toml")).required(true),
-        )?);
+        )?;
+        if options.app_env == "production" {
+            // The demo tenant of the defaults, with its published API key, exists only in
+            // development and test; production has only the tenants it configures.
+            defaults.remove_tenant(DEMO_TENANT);
+        }
+        let mut builder = Config::builder().add_source(defaults);
         let env_file = options.config_dir.join(format!("{}.toml", options.app_env));
         builder = builder.add_source(lowercased(File::from(env_file).required(false))?);
         if let Some(path) = &options.extra_file {
@@ -562,7 +671,8 @@ impl Settings {
 
     /// Checks everything a type cannot: ranges, URLs, names, cross-references.
     fn validate(&mut self) -> Result<(), ConfigError> {
-        let base = parse_http_url("server.public_base_url", &self.server.public_base_url)?;
+        let base = self.parse_public_url("server.public_base_url", &self.server.public_base_url)?;
+        refuse_userinfo("server.public_base_url", &base)?;
         self.server.public_base_url = base.as_str().trim_end_matches('/').to_owned();
         match self.store.backend {
             StoreBackend::Memory => {}
@@ -635,10 +745,28 @@ impl Settings {
                 "must be between 1 and 256",
             ));
         }
-        if self.server.drain_delay_seconds > 300 || self.server.shutdown_timeout_seconds > 3600 {
+        if self.server.drain_delay_seconds > 300 {
             return Err(ConfigError::new(
                 "server.drain_delay_seconds",
-                "drain_delay_seconds must be at most 300 and shutdown_timeout_seconds at most 3600",
+                "must be at most 300",
+            ));
+        }
+        if self.server.shutdown_timeout_seconds > 3600 {
+            return Err(ConfigError::new(
+                "server.shutdown_timeout_seconds",
+                "must be at most 3600",
+            ));
+        }
+        if self.server.yield_after_us > 1_000_000 {
+            return Err(ConfigError::new(
+                "server.yield_after_us",
+                "must be at most 1000000 (0 turns yielding off)",
+            ));
+        }
+        if !(1..=100).contains(&self.security.max_email_attempts) {
+            return Err(ConfigError::new(
+                "security.max_email_attempts",
+                "must be between 1 and 100",
             ));
         }
         if !(10..=10_000).contains(&self.store.timeout_ms) {
@@ -660,7 +788,7 @@ impl Settings {
             ));
         }
         if self.email.transport == EmailTransportKind::Http {
-            parse_http_url("email.http.url", &self.email.http.url)?;
+            self.parse_public_url("email.http.url", self.email.http.url.expose())?;
         }
         if !(100..=60_000).contains(&self.email.http.timeout_ms) {
             return Err(ConfigError::new(
@@ -675,10 +803,30 @@ impl Settings {
             ));
         }
         let mut seen_keys = HashSet::new();
+        let mut audiences: BTreeMap<&str, &str> = BTreeMap::new();
         for (id, tenant) in &self.tenants {
             self.validate_tenant(id, tenant, &mut seen_keys)?;
+            if let Some(other) = audiences.insert(tenant.grant_audience.trim(), id) {
+                return Err(ConfigError::new(
+                    format!("tenants.{id}.grant_audience"),
+                    format!("{:?} is tenant {other}'s grant_audience too: a grant for one tenant would be accepted by the other's platform", tenant.grant_audience),
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// A URL that participants, relays or platforms reach: http or https, and https only in
+    /// production (where an http URL would carry links, grants or relay tokens in clear).
+    fn parse_public_url(&self, key: &str, value: &str) -> Result<url::Url, ConfigError> {
+        let url = parse_http_url(key, value)?;
+        if self.is_production() && url.scheme() != "https" {
+            return Err(ConfigError::new(
+                key,
+                "must be an https:// URL in production (APP_ENV=production)",
+            ));
+        }
+        Ok(url)
     }
 
     fn validate_tenant(
@@ -723,7 +871,8 @@ impl Settings {
                 ));
             }
         }
-        parse_http_url(&key("accept_url"), &tenant.accept_url)?;
+        let accept = self.parse_public_url(&key("accept_url"), &tenant.accept_url)?;
+        refuse_userinfo(&key("accept_url"), &accept)?;
         if tenant.grant_audience.trim().is_empty() {
             return Err(ConfigError::new(key("grant_audience"), "must not be empty"));
         }
@@ -835,13 +984,36 @@ fn parse_http_url(key: &str, value: &str) -> Result<url::Url, ConfigError> {
     Ok(url)
 }
 
+/// URLs shown to participants or put in pages carry no credentials (so none can leak there).
+fn refuse_userinfo(key: &str, url: &url::Url) -> Result<(), ConfigError> {
+    if url.username().is_empty() && url.password().is_none() {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, "must not carry a user name or password"))
+    }
+}
+
 fn from_config_error(err: config::ConfigError) -> ConfigError {
     ConfigError::new("", err.to_string())
 }
 
+/// The tenant of the embedded defaults (development and test only).
+pub const DEMO_TENANT: &str = "demo";
+
 /// A file layer with every key lowercased, so it merges with environment overrides.
 #[derive(Debug, Clone)]
 struct Lowercased(Map<String, Value>);
+
+impl Lowercased {
+    /// Drops tenant `id` from this layer.
+    fn remove_tenant(&mut self, id: &str) {
+        if let Some(tenants) = self.0.get_mut("tenants")
+            && let ValueKind::Table(table) = &mut tenants.kind
+        {
+            table.remove(id);
+        }
+    }
+}
 
 impl Source for Lowercased {
     fn clone_into_box(&self) -> Box<dyn Source + Send + Sync> {

@@ -16,6 +16,7 @@ use crate::settings::{ConfigError, Settings, StoreBackend};
 use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, Store, UseStore};
 use crate::tokens::{Keyring, Purpose};
+use crate::tuning;
 
 /// Largest request body, bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -61,8 +62,9 @@ pub struct Application {
 
 /// Builds the shared state: keys, store and tenants. Fails on any configuration problem.
 pub fn build_state(settings: Settings) -> Result<AppState, ConfigError> {
-    let invite_keys = Keyring::from_settings(Purpose::Invite, &settings.keys.invite)?;
-    let grant_keys = Keyring::from_settings(Purpose::Grant, &settings.keys.grant)?;
+    let production = settings.is_production();
+    let invite_keys = Keyring::from_settings(Purpose::Invite, &settings.keys.invite, production)?;
+    let grant_keys = Keyring::from_settings(Purpose::Grant, &settings.keys.grant, production)?;
     if invite_keys.ephemeral || grant_keys.ephemeral {
         tracing::warn!(
             "NO SIGNING KEYS CONFIGURED: generated ephemeral keys. Links and grants stop verifying when this \
@@ -81,7 +83,12 @@ pub fn build_state(settings: Settings) -> Result<AppState, ConfigError> {
         ),
         StoreBackend::RedisCluster => Store::Redis(
             RedisStore::cluster(
-                &settings.store.cluster_nodes,
+                &settings
+                    .store
+                    .cluster_nodes
+                    .iter()
+                    .map(|node| node.expose().to_owned())
+                    .collect::<Vec<_>>(),
                 &settings.store.key_prefix,
                 settings.store_timeout(),
             )
@@ -97,7 +104,10 @@ impl Application {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address)?;
         let state = web::Data::new(build_state(settings)?);
-        Self::warn_on_eviction_policy(&state);
+        // Production refuses an evicting Redis before it serves anything.
+        let policy = crate::health::check_eviction_policy(&state).await?;
+        crate::health::probe(&state).await;
+        tokio::spawn(crate::health::watch(state.clone(), policy));
         let port = listener.local_addr()?.port();
         let server = Self::run(listener, state.clone())?;
         tracing::info!(port, "listening");
@@ -142,21 +152,6 @@ impl Application {
         self.server.await
     }
 
-    fn warn_on_eviction_policy(state: &web::Data<AppState>) {
-        let state = state.clone();
-        tokio::spawn(async move {
-            if let Store::Redis(redis) = &state.store
-                && let Some(policy) = redis.maxmemory_policy().await
-                && crate::store::evicts_keys(&policy)
-            {
-                tracing::warn!(
-                    policy = %policy,
-                    "Redis maxmemory-policy can evict use counters and revocations; set maxmemory-policy noeviction"
-                );
-            }
-        });
-    }
-
     fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
         let shutdown = state.settings.server.shutdown_timeout_seconds;
         let workers = state.settings.server.worker_count();
@@ -171,9 +166,10 @@ impl Application {
             actix_web::rt::spawn(async move {
                 let _ = warm.store.ping().await;
             });
-            actix_web::rt::spawn(timer_floor(timer_floor_period(
+            actix_web::rt::spawn(tuning::timer_floor(tuning::timer_floor_period(
                 state.settings.store.timeout_ms,
             )));
+            tuning::set_slice(state.settings.server.yield_after_us);
             App::new()
                 .app_data(state.clone())
                 .app_data(json_config.clone())
@@ -190,7 +186,7 @@ impl Application {
                     let method = method_label(req.method());
                     let state = req.app_data::<web::Data<AppState>>().cloned();
                     let started = Instant::now();
-                    crate::timeslice::at_request_start(started);
+                    tuning::at_request_start(started);
                     srv.call(req).map(move |res| {
                         if let (Ok(res), Some(state)) = (&res, state) {
                             let status = res.status().as_u16();
@@ -218,26 +214,6 @@ impl Application {
         .workers(workers)
         .listen(listener)?;
         Ok(server.run())
-    }
-}
-
-/// The period of [`timer_floor`]: well inside the store timeout, at most 100 ms.
-fn timer_floor_period(store_timeout_ms: u64) -> Duration {
-    Duration::from_millis((store_timeout_ms / 2).clamp(1, 100))
-}
-
-/// Keeps a timer of this worker's runtime due within `period`, for as long as the worker runs.
-///
-/// Every store call is bounded by a timer (`store.timeout_ms`), and tokio wakes its own I/O
-/// driver (an eventfd write, a system call) whenever a timer is armed that is due sooner than
-/// the driver's planned wake-up. With nothing due sooner than the store timeout that happened
-/// on most store calls; with this timer always due sooner, arming a store deadline never moves
-/// the wake-up, for the price of one wake-up per period (README, Performance).
-async fn timer_floor(period: Duration) {
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
     }
 }
 

@@ -59,6 +59,9 @@ pub struct AppState {
     pub draining: std::sync::atomic::AtomicBool,
     /// The participant endpoints' rate limit, when configured.
     pub rate_limiter: Option<RateLimiter>,
+    /// The origin of `public_base_url` (`scheme://host[:port]`): the only `Origin` besides
+    /// `null` the join form may be posted from.
+    pub public_origin: String,
 }
 
 impl AppState {
@@ -95,6 +98,9 @@ impl AppState {
             tenants.insert(id.clone(), tenant);
         }
         let jwks = crate::tokens::jwks_json(&grant_keys);
+        let public_origin = url::Url::parse(&settings.server.public_base_url)
+            .map(|url| url.origin().ascii_serialization())
+            .map_err(|e| ConfigError::new("server.public_base_url", e.to_string()))?;
         Ok(Self {
             settings,
             tenants,
@@ -107,6 +113,7 @@ impl AppState {
             jwks,
             draining: std::sync::atomic::AtomicBool::new(false),
             rate_limiter,
+            public_origin,
         })
     }
 

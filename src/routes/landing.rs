@@ -191,7 +191,7 @@ async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse
             "status",
             state
                 .store
-                .status(&invite.link_ref(state.leeway()), Some(device)),
+                .status(&invite.link_ref(state), Some(device)),
         )
         .await
     {
@@ -200,6 +200,9 @@ async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse
     };
     if status.revoked {
         return status_page(Some(tenant), &ApiError::Revoked);
+    }
+    if status.locked {
+        return status_page(Some(tenant), &ApiError::Locked);
     }
     // A device that already redeemed re-enters for free, even on a used-up link.
     if let UseLimit::Limited(max) = invite.max
@@ -217,8 +220,29 @@ async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse
     )
 }
 
+/// Whether a browser marks this POST as sent from another site: `Sec-Fetch-Site` present and
+/// not `same-origin`, or an `Origin` that is neither `null` (what our own form sends under
+/// `Referrer-Policy: no-referrer`) nor our own. Such a post could spend the visitor's use, or,
+/// since a SameSite=Lax cookie is not sent with it, have us set a new device cookie over the
+/// visitor's and wipe their re-entry.
+fn is_cross_site(req: &HttpRequest, state: &AppState) -> bool {
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site")
+        && site.as_bytes() != b"same-origin"
+    {
+        return true;
+    }
+    headers
+        .get(header::ORIGIN)
+        .is_some_and(|origin| origin != "null" && origin != state.public_origin.as_str())
+}
+
 /// `POST /i/{token}`: redeem with the device cookie, then hand the grant to the platform.
+/// A post from another site is refused before anything is read or set.
 async fn join(req: &HttpRequest, state: &AppState, token: &str, form: JoinForm) -> HttpResponse {
+    if is_cross_site(req, state) {
+        return status_page(None, &ApiError::CrossSiteRequest);
+    }
     let (device, is_new) = device(req);
     let request = RedeemRequest {
         token: Some(token.to_owned()),
@@ -258,7 +282,7 @@ fn retry_or_status(state: &AppState, token: &str, error: ApiError, form: JoinFor
         ApiError::InvalidRequest(_)
             | ApiError::EmailMismatch
             | ApiError::RestrictedDomain
-            | ApiError::StoreUnavailable
+            | ApiError::StoreUnavailable { .. }
     );
     let invite = verify_invite(state, token).ok();
     match invite {

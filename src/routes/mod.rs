@@ -39,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/.well-known/jwks.json").route(web::get().to(ops::jwks)))
         .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(web::resource("/healthz/store").route(web::get().to(ops::store_health)))
         .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
         .service(web::resource("/openapi.yaml").route(web::get().to(ops::openapi)));

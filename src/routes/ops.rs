@@ -3,9 +3,7 @@
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
 
-use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::UseStore;
 
 /// The committed OpenAPI document.
 const OPENAPI: &str = include_str!("../../openapi.yaml");
@@ -17,17 +15,28 @@ pub async fn healthz() -> HttpResponse {
         .body(r#"{"status":"ok"}"#)
 }
 
-/// Readiness: the store answers and the process is not shutting down.
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Readiness: the process serves and is not shutting down. Not the store: see
+/// [`crate::health`].
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(HttpResponse::ServiceUnavailable()
+        return HttpResponse::ServiceUnavailable()
             .insert_header((CONTENT_TYPE, "application/json"))
-            .body(r#"{"status":"draining"}"#));
+            .body(r#"{"status":"draining"}"#);
     }
-    state.timed("ping", state.store.ping()).await?;
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
-        .body(r#"{"status":"ready"}"#))
+        .body(r#"{"status":"ready"}"#)
+}
+
+/// The store as this replica sees it, checked now: for dashboards and alerts.
+pub async fn store_health(state: web::Data<AppState>) -> HttpResponse {
+    match crate::health::probe(&state).await {
+        Some(latency) => HttpResponse::Ok().json(serde_json::json!({
+            "store": "up",
+            "latency_ms": (latency.as_secs_f64() * 10_000.0).round() / 10.0,
+        })),
+        None => HttpResponse::ServiceUnavailable().json(serde_json::json!({ "store": "down" })),
+    }
 }
 
 /// Prometheus text exposition.

@@ -7,9 +7,10 @@ use serde::Deserialize;
 use super::AuthTenant;
 use crate::domain::invite::identifier;
 use crate::error::ApiError;
+use crate::service::inspect::revoke_scope;
 use crate::service::rfc3339;
 use crate::state::AppState;
-use crate::store::{Scope, UseStore, unix_now};
+use crate::store::Scope;
 
 /// The scope to revoke; `{}` is the whole tenant.
 #[derive(Debug, Deserialize)]
@@ -40,19 +41,7 @@ pub async fn revoke(
         }
         (None, None) => Scope::Tenant,
     };
-    let tenant = &tenant.0;
-    let now = unix_now();
-    // Links of this scope live at most LinkDuration; past that the marker has nothing to stop.
-    let keep_until = now + i64::from(tenant.module.link_duration) * 60 + state.leeway();
-    let before = state
-        .timed(
-            "revoke",
-            state
-                .store
-                .revoke_scope(&tenant.id, &scope, now, keep_until),
-        )
-        .await?;
-    tracing::info!(tenant = %tenant.id, scope = scope.name(), "scope revoked");
+    let before = revoke_scope(&state, &tenant.0, &scope).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "scope": scope.name(), "revoked_before": rfc3339(before) })))
 }

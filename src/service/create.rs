@@ -193,7 +193,7 @@ pub async fn create(
     }
     let url = format!("{}/i/{token}", state.settings.server.public_base_url);
     let email = if new.send_email {
-        send_email(state, tenant, &new, &url, &token, &jti, exp).await
+        send_email(state, tenant, &new, &url, &jti, exp).await
     } else {
         EmailStatus::not_requested()
     };
@@ -218,7 +218,6 @@ async fn send_email(
     tenant: &Tenant,
     new: &NewInvite,
     url: &str,
-    token: &str,
     jti: &str,
     exp: i64,
 ) -> EmailStatus {
@@ -245,7 +244,6 @@ async fn send_email(
                 to_email: &p.email,
                 to_name: format!("{} {}", p.first_name, p.last_name),
                 content,
-                token,
                 jti,
             };
             state.mailer.send(&message).await.map_err(|e| e.0)

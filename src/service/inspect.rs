@@ -6,14 +6,14 @@ use super::{Invite, rfc3339, verify_invite};
 use crate::domain::{InviteeRole, MediaType};
 use crate::error::ApiError;
 use crate::state::{AppState, Tenant};
-use crate::store::{UseStore, unix_now};
+use crate::store::{LONGEST_LINK_LIFE_SECONDS, Scope, UseStore, unix_now};
 
 /// 200 body of `POST /v1/invites/introspect`.
 #[derive(Debug, Serialize, Default)]
 pub struct Introspection {
     /// Whether the link can be redeemed now.
     pub active: bool,
-    /// `active`, `expired`, `exhausted`, `revoked`, `not_yet_valid` or `invalid`.
+    /// `active`, `expired`, `exhausted`, `revoked`, `locked`, `not_yet_valid` or `invalid`.
     pub state: &'static str,
     /// Invite id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,7 +62,7 @@ fn verify_for<'a>(state: &'a AppState, tenant: &Tenant, token: &str) -> Option<I
 }
 
 /// Reports a link's state without consuming anything. Precedence: invalid, not_yet_valid,
-/// expired, revoked, exhausted, active.
+/// expired, revoked, locked, exhausted, active.
 pub async fn introspect(
     state: &AppState,
     tenant: &Tenant,
@@ -74,7 +74,7 @@ pub async fn introspect(
     let status = state
         .timed(
             "status",
-            state.store.status(&invite.link_ref(state.leeway()), None),
+            state.store.status(&invite.link_ref(state), None),
         )
         .await?;
     let claims = &invite.token.claims;
@@ -82,6 +82,7 @@ pub async fn introspect(
         Err(ApiError::NotYetValid) => "not_yet_valid",
         Err(_) => "expired",
         Ok(()) if status.revoked => "revoked",
+        Ok(()) if status.locked => "locked",
         Ok(()) if claims.max >= 1 && status.uses >= claims.max as u64 => "exhausted",
         Ok(()) => "active",
     };
@@ -108,12 +109,13 @@ pub async fn revoke_token(
 ) -> Result<String, ApiError> {
     let invite = verify_for(state, tenant, token).ok_or(ApiError::NotFound)?;
     let claims = &invite.token.claims;
+    let keep_seconds = (claims.exp + state.leeway() - unix_now()).max(1);
     state
         .timed(
             "revoke",
             state
                 .store
-                .revoke_link(&tenant.id, &claims.jti, claims.exp + state.leeway()),
+                .revoke_link(&tenant.id, &claims.jti, keep_seconds),
         )
         .await?;
     tracing::info!(tenant = %tenant.id, jti = %claims.jti, "invite revoked");
@@ -121,15 +123,37 @@ pub async fn revoke_token(
 }
 
 /// Revokes a link by id. Without its token the expiry is unknown, so the marker is kept for
-/// the longest life a link of this tenant can have: `LinkDuration` + leeway.
+/// the longest life any link can have, whatever `LinkDuration` is now.
 pub async fn revoke_id(state: &AppState, tenant: &Tenant, jti: &str) -> Result<(), ApiError> {
-    let keep_until = unix_now() + i64::from(tenant.module.link_duration) * 60 + state.leeway();
     state
         .timed(
             "revoke",
-            state.store.revoke_link(&tenant.id, jti, keep_until),
+            state
+                .store
+                .revoke_link(&tenant.id, jti, longest_marker_life(state)),
         )
         .await?;
     tracing::info!(tenant = %tenant.id, jti = %jti, "invite revoked by id");
     Ok(())
+}
+
+/// Revokes every link of `scope` issued up to this second. The marker is kept for the longest
+/// life any link can have, whatever `LinkDuration` is now (a link made under a longer one
+/// must stay revoked). Returns the effective moment.
+pub async fn revoke_scope(state: &AppState, tenant: &Tenant, scope: &Scope) -> Result<i64, ApiError> {
+    let before = state
+        .timed(
+            "revoke",
+            state
+                .store
+                .revoke_scope(&tenant.id, scope, unix_now(), longest_marker_life(state)),
+        )
+        .await?;
+    tracing::info!(tenant = %tenant.id, scope = scope.name(), "scope revoked");
+    Ok(before)
+}
+
+/// Seconds a marker by id or by scope lives: the longest link life plus the leeway.
+fn longest_marker_life(state: &AppState) -> i64 {
+    LONGEST_LINK_LIFE_SECONDS + state.leeway()
 }

@@ -1,5 +1,5 @@
 //! Invite operations over tokens and the store: what the API routes (and the participant
-//! pages) call. Each function applies the product's checks in the order SPEC.md fixes.
+//! pages) call. Each function applies the product's checks in the order openapi.yaml documents.
 
 pub mod create;
 pub mod inspect;
@@ -43,8 +43,9 @@ pub struct Invite<'a> {
 }
 
 impl Invite<'_> {
-    /// The store's view of this link.
-    pub fn link_ref(&self, leeway: i64) -> LinkRef<'_> {
+    /// The store's view of this link: what is kept about it lives its remaining life plus the
+    /// leeway, as a relative TTL.
+    pub fn link_ref(&self, state: &AppState) -> LinkRef<'_> {
         let c = &self.token.claims;
         LinkRef {
             tenant: &c.tid,
@@ -53,7 +54,8 @@ impl Invite<'_> {
             inviter_id: &c.inv,
             iat: c.iat,
             max: self.max,
-            keep_until: c.exp + leeway,
+            keep_seconds: (c.exp + state.leeway() - unix_now()).max(1),
+            max_attempts: state.settings.security.max_email_attempts,
         }
     }
 

@@ -1,7 +1,12 @@
-//! Redemption: the one operation that consumes a use. Checks run in the order SPEC.md fixes
-//! and the first failure answers: `malformed_token`, `invalid_token`, `module_disabled`,
-//! `not_yet_valid`, `expired`, `invalid_request`, `email_mismatch`, `restricted_domain`,
-//! `revoked`, `exhausted`. Nothing is consumed unless a grant is returned.
+//! Redemption: the one operation that consumes a use. Checks run in the order openapi.yaml
+//! documents and the first failure answers: `malformed_token`, `invalid_token`,
+//! `module_disabled`, `not_yet_valid`, `expired`, `invalid_request`, `locked`,
+//! `email_mismatch`, `restricted_domain`, `revoked`, `exhausted`. Nothing is consumed unless a
+//! grant is returned.
+//!
+//! A wrong email on an email-bound link counts one failed attempt in the store; at
+//! `security.max_email_attempts` the link locks. The lock is read in the same atomic step that
+//! records a device, so a redemption with the right email costs no extra store call.
 
 use std::sync::Arc;
 
@@ -12,7 +17,7 @@ use crate::domain::invite::{FieldErrors, device_id, display_text};
 use crate::domain::{EmailAddress, InviteeRole, MediaType};
 use crate::error::ApiError;
 use crate::state::{AppState, Tenant};
-use crate::store::{Redemption, UseStore, unix_now};
+use crate::store::{FailedAttempt, LinkRef, Redemption, UseStore, unix_now};
 use crate::tokens::{GrantClaims, random_id, sign_grant};
 
 /// A redemption request (`POST /v1/redeem`, or the landing page's form with its cookie).
@@ -88,9 +93,17 @@ pub struct Participant {
 }
 
 /// Redeems a link, recording the outcome in metrics and logs.
-pub async fn redeem(state: &AppState, request: RedeemRequest) -> Result<Redeemed, ApiError> {
+pub async fn redeem(state: &AppState, mut request: RedeemRequest) -> Result<Redeemed, ApiError> {
+    // Made before anything can fail, so a 503 can name it: a retry with it re-enters instead
+    // of spending a second use if the first attempt did count.
+    let device = request.device_id.get_or_insert_with(random_id).clone();
     let mut tenant = None;
-    let result = redeem_checked(state, request, &mut tenant).await;
+    let result = match redeem_checked(state, request, &mut tenant).await {
+        Err(ApiError::StoreUnavailable { .. }) => Err(ApiError::StoreUnavailable {
+            device_id: Some(device),
+        }),
+        other => other,
+    };
     let tenant = tenant.as_ref().map_or("unknown", |t| t.id.as_str());
     match &result {
         Ok(r) => {
@@ -119,10 +132,10 @@ async fn redeem_checked(
     let personal = invite.token.personal_data()?;
 
     let mut errors = FieldErrors::default();
-    let device = match request.device_id.as_deref() {
-        Some(d) => errors.check("device_id", device_id(d)),
-        None => Some(random_id()),
-    };
+    let device = request
+        .device_id
+        .as_deref()
+        .and_then(|d| errors.check("device_id", device_id(d)));
     let email = errors
         .require("email", request.email.as_deref())
         .and_then(|e| errors.check("email", EmailAddress::parse(e)));
@@ -143,26 +156,33 @@ async fn redeem_checked(
         ));
     };
 
+    let link = invite.link_ref(state);
     // A bound link's grant carries the invited address as the inviter typed it.
     let email = if personal.is_open() {
         email
     } else {
         let invited = EmailAddress::parse(&personal.email).map_err(|_| ApiError::InvalidToken)?;
         if !invited.same_as(&email) {
-            return Err(ApiError::EmailMismatch);
+            return Err(count_failed_attempt(state, &link).await);
         }
         invited
     };
     if invite.tenant.module.is_restricted(&email) {
-        return Err(ApiError::RestrictedDomain);
+        // `locked` outranks `restricted_domain`: one read, on this refusal only.
+        let status = state.timed("status", state.store.status(&link, None)).await?;
+        return Err(if status.locked {
+            ApiError::Locked
+        } else {
+            ApiError::RestrictedDomain
+        });
     }
 
-    let link = invite.link_ref(state.leeway());
     let (uses, reentry) = match state
         .timed("redeem", state.store.redeem(&link, &device))
         .await?
     {
         Redemption::Admitted { uses, reentry } => (uses, reentry),
+        Redemption::Locked => return Err(ApiError::Locked),
         Redemption::Revoked => return Err(ApiError::Revoked),
         Redemption::Exhausted { .. } => return Err(ApiError::Exhausted),
     };
@@ -171,6 +191,21 @@ async fn redeem_checked(
     )?;
     redeemed.media_title = personal.title;
     Ok(redeemed)
+}
+
+/// Counts a wrong email against the link: `email_mismatch`, or `locked` when the link was
+/// locked already. The attempt that reaches the limit locks the link and is logged.
+async fn count_failed_attempt(state: &AppState, link: &LinkRef<'_>) -> ApiError {
+    match state.timed("attempt", state.store.fail_attempt(link)).await {
+        Ok(FailedAttempt::AlreadyLocked) => ApiError::Locked,
+        Ok(FailedAttempt::Counted { attempts }) => {
+            if attempts >= u64::from(link.max_attempts) {
+                tracing::warn!(tenant = link.tenant, jti = link.jti, attempts, "invite locked after failed attempts");
+            }
+            ApiError::EmailMismatch
+        }
+        Err(e) => e,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

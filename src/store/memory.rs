@@ -4,7 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use super::{LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore, unix_now};
+use super::{
+    FailedAttempt, LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore, unix_now,
+};
 use crate::domain::UseLimit;
 
 /// Expired entries are swept after this many writes, so memory stays bounded by live links.
@@ -22,6 +24,8 @@ struct Inner {
     links: HashMap<String, (Uses, i64)>,
     /// Revocation markers: value (unix second) and when the marker may be forgotten.
     marks: HashMap<String, (i64, i64)>,
+    /// Failed attempts per link, and when the count may be forgotten.
+    failures: HashMap<String, (u64, i64)>,
     writes: u64,
 }
 
@@ -83,6 +87,17 @@ impl Inner {
         })
     }
 
+    fn failures(&self, key: &str, now: i64) -> u64 {
+        self.failures
+            .get(key)
+            .filter(|(_, keep)| *keep > now)
+            .map_or(0, |(n, _)| *n)
+    }
+
+    fn is_locked(&self, link: &LinkRef<'_>, now: i64) -> bool {
+        self.failures(&link_key(link.tenant, link.jti), now) >= u64::from(link.max_attempts)
+    }
+
     fn live_uses(&self, key: &str, now: i64) -> Option<&Uses> {
         self.links
             .get(key)
@@ -95,6 +110,7 @@ impl Inner {
         if self.writes.is_multiple_of(SWEEP_EVERY_WRITES) {
             self.links.retain(|_, (_, keep)| *keep > now);
             self.marks.retain(|_, (_, keep)| *keep > now);
+            self.failures.retain(|_, (_, keep)| *keep > now);
         }
     }
 }
@@ -106,10 +122,10 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Entries held, links and markers (tests check that nothing is kept for unused links).
+    /// Entries held, links, markers and failure counts (tests check that nothing is kept for unused links).
     pub fn len(&self) -> usize {
         let inner = self.lock();
-        inner.links.len() + inner.marks.len()
+        inner.links.len() + inner.marks.len() + inner.failures.len()
     }
 
     /// Whether nothing is held.
@@ -122,6 +138,9 @@ impl UseStore for MemoryStore {
     async fn redeem(&self, link: &LinkRef<'_>, device: &str) -> Result<Redemption, StoreError> {
         let now = unix_now();
         let mut inner = self.lock();
+        if inner.is_locked(link, now) {
+            return Ok(Redemption::Locked);
+        }
         if inner.is_revoked(link, now) {
             return Ok(Redemption::Revoked);
         }
@@ -135,7 +154,7 @@ impl UseStore for MemoryStore {
                     UseLimit::Unlimited => Uses::Count(0),
                     UseLimit::Limited(_) => Uses::Devices(HashSet::new()),
                 };
-                (fresh, link.keep_until)
+                (fresh, link.keep_until(now))
             });
             match (uses, link.max) {
                 (Uses::Count(n), _) => {
@@ -179,6 +198,7 @@ impl UseStore for MemoryStore {
         let uses = inner.live_uses(&link_key(link.tenant, link.jti), now);
         Ok(LinkStatus {
             revoked: inner.is_revoked(link, now),
+            locked: inner.is_locked(link, now),
             uses: uses.map_or(0, Uses::count),
             device_known: match (uses, device) {
                 (Some(Uses::Devices(devices)), Some(device)) => devices.contains(device),
@@ -187,13 +207,31 @@ impl UseStore for MemoryStore {
         })
     }
 
+    async fn fail_attempt(&self, link: &LinkRef<'_>) -> Result<FailedAttempt, StoreError> {
+        let now = unix_now();
+        let mut inner = self.lock();
+        let key = link_key(link.tenant, link.jti);
+        let attempts = inner.failures(&key, now);
+        if attempts >= u64::from(link.max_attempts) {
+            return Ok(FailedAttempt::AlreadyLocked);
+        }
+        inner
+            .failures
+            .insert(key, (attempts + 1, link.keep_until(now)));
+        inner.note_write(now);
+        Ok(FailedAttempt::Counted {
+            attempts: attempts + 1,
+        })
+    }
+
     async fn revoke_link(
         &self,
         tenant: &str,
         jti: &str,
-        keep_until: i64,
+        keep_seconds: i64,
     ) -> Result<(), StoreError> {
         let now = unix_now();
+        let keep_until = now + keep_seconds;
         let mut inner = self.lock();
         let entry = inner
             .marks
@@ -209,9 +247,10 @@ impl UseStore for MemoryStore {
         tenant: &str,
         scope: &Scope,
         before: i64,
-        keep_until: i64,
+        keep_seconds: i64,
     ) -> Result<i64, StoreError> {
         let now = unix_now();
+        let keep_until = now + keep_seconds;
         let mut inner = self.lock();
         let key = scope_key(tenant, scope);
         let current = inner.mark(&key, now);

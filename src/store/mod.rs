@@ -13,6 +13,11 @@ use std::future::Future;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
+/// Seconds a revocation marker by id or by scope lives: the longest life a link can have
+/// (525600 minutes, `LinkDuration`'s maximum), whatever `LinkDuration` is now, so shortening
+/// it never brings revoked long links back. The caller adds the leeway.
+pub const LONGEST_LINK_LIFE_SECONDS: i64 = crate::domain::policy::MAX_LINK_DURATION_MINUTES as i64 * 60;
+
 use crate::domain::UseLimit;
 
 /// The link a store operation is about, as its verified token describes it.
@@ -30,8 +35,19 @@ pub struct LinkRef<'a> {
     pub iat: i64,
     /// Use limit.
     pub max: UseLimit,
-    /// Unix second after which nothing about this link needs keeping (`exp` + leeway).
-    pub keep_until: i64,
+    /// Seconds from now that what is kept about this link must live: its remaining life plus
+    /// the leeway, at least 1. Relative, so a replica whose clock runs behind the store's
+    /// cannot write a key that is already expired.
+    pub keep_seconds: i64,
+    /// Failed attempts (wrong emails) at which the link locks (`security.max_email_attempts`).
+    pub max_attempts: u32,
+}
+
+impl LinkRef<'_> {
+    /// When the link's keys may go, on a store's own clock `now`.
+    pub fn keep_until(&self, now: i64) -> i64 {
+        now + self.keep_seconds
+    }
 }
 
 /// The outcome of one atomic redemption step.
@@ -46,6 +62,8 @@ pub enum Redemption {
     },
     /// The link, or a scope it belongs to, is revoked.
     Revoked,
+    /// The link had `max_attempts` failed attempts.
+    Locked,
     /// Every use is taken by other devices.
     Exhausted {
         /// Uses recorded.
@@ -58,10 +76,25 @@ pub enum Redemption {
 pub struct LinkStatus {
     /// The link or one of its scopes is revoked.
     pub revoked: bool,
+    /// The link had `max_attempts` failed attempts.
+    pub locked: bool,
     /// Uses recorded.
     pub uses: u64,
     /// The device asked about has redeemed the link (unlimited links keep no devices: false).
     pub device_known: bool,
+}
+
+/// A failed attempt (a wrong email) as the store counted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedAttempt {
+    /// Counted: the link has had `attempts` failed attempts, this one included; at
+    /// `max_attempts` it is now locked.
+    Counted {
+        /// Failed attempts so far.
+        attempts: u64,
+    },
+    /// The link was locked already; nothing was counted.
+    AlreadyLocked,
 }
 
 /// A group of links revoked together.
@@ -107,29 +140,38 @@ pub trait UseStore: Send + Sync {
         device: &str,
     ) -> impl Future<Output = Result<Redemption, StoreError>> + Send;
 
-    /// Reads revocation, uses and (if given) whether `device` redeemed before.
+    /// Counts one failed attempt on the link, unless it is locked already, in one step; the
+    /// count never passes `max_attempts`.
+    fn fail_attempt(
+        &self,
+        link: &LinkRef<'_>,
+    ) -> impl Future<Output = Result<FailedAttempt, StoreError>> + Send;
+
+    /// Reads revocation, lock, uses and (if given) whether `device` redeemed before.
     fn status(
         &self,
         link: &LinkRef<'_>,
         device: Option<&str>,
     ) -> impl Future<Output = Result<LinkStatus, StoreError>> + Send;
 
-    /// Revokes one link until `keep_until`. Idempotent; a later call never shortens the marker.
+    /// Revokes one link for `keep_seconds` from now. Idempotent; a later call never shortens
+    /// the marker.
     fn revoke_link(
         &self,
         tenant: &str,
         jti: &str,
-        keep_until: i64,
+        keep_seconds: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Revokes every link of `scope` issued at or before `before`, keeping the marker until
-    /// `keep_until`. Returns the effective moment (never earlier than one already stored).
+    /// Revokes every link of `scope` issued at or before `before`, keeping the marker for
+    /// `keep_seconds` from now. Returns the effective moment (never earlier than one already
+    /// stored).
     fn revoke_scope(
         &self,
         tenant: &str,
         scope: &Scope,
         before: i64,
-        keep_until: i64,
+        keep_seconds: i64,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// Whether the store answers.
@@ -156,6 +198,13 @@ impl UseStore for Store {
         }
     }
 
+    async fn fail_attempt(&self, link: &LinkRef<'_>) -> Result<FailedAttempt, StoreError> {
+        match self {
+            Self::Memory(s) => s.fail_attempt(link).await,
+            Self::Redis(s) => s.fail_attempt(link).await,
+        }
+    }
+
     async fn status(
         &self,
         link: &LinkRef<'_>,
@@ -171,11 +220,11 @@ impl UseStore for Store {
         &self,
         tenant: &str,
         jti: &str,
-        keep_until: i64,
+        keep_seconds: i64,
     ) -> Result<(), StoreError> {
         match self {
-            Self::Memory(s) => s.revoke_link(tenant, jti, keep_until).await,
-            Self::Redis(s) => s.revoke_link(tenant, jti, keep_until).await,
+            Self::Memory(s) => s.revoke_link(tenant, jti, keep_seconds).await,
+            Self::Redis(s) => s.revoke_link(tenant, jti, keep_seconds).await,
         }
     }
 
@@ -184,11 +233,11 @@ impl UseStore for Store {
         tenant: &str,
         scope: &Scope,
         before: i64,
-        keep_until: i64,
+        keep_seconds: i64,
     ) -> Result<i64, StoreError> {
         match self {
-            Self::Memory(s) => s.revoke_scope(tenant, scope, before, keep_until).await,
-            Self::Redis(s) => s.revoke_scope(tenant, scope, before, keep_until).await,
+            Self::Memory(s) => s.revoke_scope(tenant, scope, before, keep_seconds).await,
+            Self::Redis(s) => s.revoke_scope(tenant, scope, before, keep_seconds).await,
         }
     }
 
@@ -200,11 +249,12 @@ impl UseStore for Store {
     }
 }
 
-/// Whether a Redis `maxmemory-policy` can evict this service's keys: `allkeys-*` evicts use
-/// counters and revocation markers under memory pressure, silently letting used or revoked
-/// links in again.
+/// Whether a Redis `maxmemory-policy` can evict this service's keys. Every key it writes has
+/// a TTL, so the `volatile-*` policies evict use counters and revocation markers just like
+/// `allkeys-*`, silently letting used or revoked links in again: only `noeviction` (writes
+/// then fail, and redemptions fail closed) is safe.
 pub fn evicts_keys(policy: &str) -> bool {
-    policy.starts_with("allkeys-")
+    !policy.eq_ignore_ascii_case("noeviction")
 }
 
 /// Current unix time, seconds.

@@ -10,8 +10,12 @@
 //! | `P:{T}:u:JTI` | integer / set / counter | the device digest of a single-use link, the device digests of an N-use link, the redemptions of an unlimited link |
 //! | `P:{T}:x:JTI` | string | the link is revoked |
 //! | `P:{T}:m:MEDIA` / `P:{T}:i:INVITER` / `P:{T}:t` | string | links of that scope issued at or before this unix second are revoked |
+//! | `P:{T}:f:JTI` | counter | failed attempts (wrong emails) on the link; at `max_email_attempts` it is locked |
 //!
-//! Every key is written with its expiry in the same atomic step that creates it.
+//! Every key is written with its expiry in the same atomic step that creates it, as a TTL
+//! relative to Redis's own clock (`EX`/`EXPIRE`), never an absolute time from a replica's
+//! clock: per link the link's remaining life plus the leeway; revocation markers by id or by
+//! scope the longest life a link can have plus the leeway.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,7 +30,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Client, FromRedisValue, RedisWrite, Script, ScriptInvocation, ToRedisArgs};
 use tokio::sync::OnceCell;
 
-use super::{LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore};
+use super::{FailedAttempt, LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore};
 use crate::domain::UseLimit;
 
 /// Distinguishes stores in one process (tests run several), for the per-thread connections.
@@ -100,6 +104,7 @@ pub struct RedisStore {
     redeem: Script,
     release: Script,
     revoke: Script,
+    attempt: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -159,6 +164,7 @@ impl RedisStore {
             redeem: Script::new(include_str!("lua/redeem.lua")),
             release: Script::new(include_str!("lua/release.lua")),
             revoke: Script::new(include_str!("lua/revoke.lua")),
+            attempt: Script::new(include_str!("lua/attempt.lua")),
         }
     }
 
@@ -222,14 +228,14 @@ impl RedisStore {
     }
 
     /// Reports a take-back that failed (Redis went away between the two calls). The redemption
-    /// still answers `revoked`; the revoked link keeps one recorded use that granted nothing.
+    /// still answers `revoked` or `locked`; the link keeps one recorded use that granted nothing.
     fn warn_on_failed_take_back<T>(&self, link: &LinkRef<'_>, result: Result<T, StoreError>) {
         if let Err(error) = result {
             tracing::warn!(
                 tenant = link.tenant,
                 jti = link.jti,
                 %error,
-                "a revoked link keeps the use its refused redemption recorded"
+                "a revoked or locked link keeps the use its refused redemption recorded"
             );
         }
     }
@@ -269,14 +275,15 @@ impl RedisStore {
         KeyName([&self.prefix, ":{", tenant, kind, id])
     }
 
-    /// The five keys of a link, in the order of the redeem script's KEYS.
-    fn link_keys<'a>(&'a self, link: &LinkRef<'a>) -> [KeyName<'a>; 5] {
+    /// The six keys of a link, in the order of the redeem script's KEYS.
+    fn link_keys<'a>(&'a self, link: &LinkRef<'a>) -> [KeyName<'a>; 6] {
         [
             self.key(link.tenant, "}:u:", link.jti),
             self.key(link.tenant, "}:x:", link.jti),
             self.key(link.tenant, "}:m:", link.media_id),
             self.key(link.tenant, "}:i:", link.inviter_id),
             self.key(link.tenant, "}:t", ""),
+            self.key(link.tenant, "}:f:", link.jti),
         ]
     }
 
@@ -298,12 +305,40 @@ fn device_set_limit(max: UseLimit) -> Option<u32> {
     }
 }
 
-/// Whether the revocation markers (link, media, inviter, tenant, as `link_keys` orders them)
-/// revoke a link issued at `iat`: a link marker, or a scope marker at or after `iat`. Markers
-/// are read as integers: one that is not fails the read, so a store that cannot be read
-/// refuses redemptions rather than ignoring a revocation.
-fn is_revoked(marks: &[Option<i64>], iat: i64) -> bool {
-    marks[0].is_some() || marks[1..].iter().flatten().any(|&before| iat <= before)
+/// The markers a redemption and a status read fetch in one MGET: link, media, inviter and
+/// tenant revocations, then the failed-attempt count, as `link_keys` orders them. Read as
+/// integers: a value that is not fails the read, so a store that cannot be read refuses
+/// redemptions rather than ignoring a revocation or a lock.
+struct Marks([Option<i64>; 5]);
+
+impl Marks {
+    fn from_values(values: Vec<Option<i64>>) -> Result<Self, StoreError> {
+        values
+            .try_into()
+            .map(Self)
+            .map_err(|v: Vec<_>| StoreError(format!("redis: MGET answered {} values", v.len())))
+    }
+
+    /// A link marker, or a scope marker at or after the link's `iat`.
+    fn revoked(&self, iat: i64) -> bool {
+        self.0[0].is_some() || self.0[1..4].iter().flatten().any(|&before| iat <= before)
+    }
+
+    /// `max_attempts` failed attempts or more.
+    fn locked(&self, max_attempts: u32) -> bool {
+        self.0[4].is_some_and(|n| n >= i64::from(max_attempts))
+    }
+
+    /// Why a redemption is refused before uses count: locked outranks revoked.
+    fn refusal(&self, link: &LinkRef<'_>) -> Option<Redemption> {
+        if self.locked(link.max_attempts) {
+            Some(Redemption::Locked)
+        } else if self.revoked(link.iat) {
+            Some(Redemption::Revoked)
+        } else {
+            None
+        }
+    }
 }
 
 /// A key name written into the command from its parts, without a string of its own (five
@@ -344,7 +379,14 @@ impl UseStore for RedisStore {
     /// needs a conditional write and runs the redeem script. Plain commands cost Redis less
     /// than half of an EVALSHA whose Lua calls the same commands.
     async fn redeem(&self, link: &LinkRef<'_>, device: &str) -> Result<Redemption, StoreError> {
-        let [uses_key, revoked_key, media_key, inviter_key, tenant_key] = self.link_keys(link);
+        let [
+            uses_key,
+            revoked_key,
+            media_key,
+            inviter_key,
+            tenant_key,
+            failures_key,
+        ] = self.link_keys(link);
         let digest = device_digest(device);
         if let Some(n) = device_set_limit(link.max) {
             let mut invocation = self.redeem.prepare_invoke();
@@ -354,19 +396,25 @@ impl UseStore for RedisStore {
                 .key(&media_key)
                 .key(&inviter_key)
                 .key(&tenant_key)
+                .key(&failures_key)
                 .arg(link.iat)
                 .arg(n)
                 .arg(digest)
-                .arg(link.keep_until);
+                .arg(link.keep_seconds)
+                .arg(link.max_attempts);
             let (code, uses): (i64, u64) = self.run(invocation).await?;
-            return Ok(match code {
-                0 => Redemption::Revoked,
-                1 | 2 => Redemption::Admitted {
+            return match code {
+                0 => Ok(Redemption::Revoked),
+                1 | 2 => Ok(Redemption::Admitted {
                     uses,
                     reentry: code == 2,
-                },
-                _ => Redemption::Exhausted { uses },
-            });
+                }),
+                3 => Ok(Redemption::Exhausted { uses }),
+                4 => Ok(Redemption::Locked),
+                other => Err(StoreError(format!(
+                    "redis: the redeem script answered {other}"
+                ))),
+            };
         }
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -374,20 +422,21 @@ impl UseStore for RedisStore {
             .arg(&revoked_key)
             .arg(&media_key)
             .arg(&inviter_key)
-            .arg(&tenant_key);
+            .arg(&tenant_key)
+            .arg(&failures_key);
         if link.max == UseLimit::Unlimited {
             pipe.cmd("INCR").arg(&uses_key);
-            pipe.cmd("EXPIREAT")
+            pipe.cmd("EXPIRE")
                 .arg(&uses_key)
-                .arg(link.keep_until)
+                .arg(link.keep_seconds)
                 .arg("NX")
                 .ignore();
             let (marks, uses): (Vec<Option<i64>>, u64) = self.query_pipe(&pipe).await?;
-            if is_revoked(&marks, link.iat) {
+            if let Some(refusal) = Marks::from_values(marks)?.refusal(link) {
                 let mut decr = redis::cmd("DECR");
                 decr.arg(&uses_key);
                 self.warn_on_failed_take_back(link, self.query::<i64>(&decr, self.timeout).await);
-                return Ok(Redemption::Revoked);
+                return Ok(refusal);
             }
             return Ok(Redemption::Admitted {
                 uses,
@@ -399,16 +448,16 @@ impl UseStore for RedisStore {
             .arg(digest)
             .arg("NX")
             .arg("GET")
-            .arg("EXAT")
-            .arg(link.keep_until);
+            .arg("EX")
+            .arg(link.keep_seconds);
         let (marks, holder): (Vec<Option<i64>>, Option<i64>) = self.query_pipe(&pipe).await?;
-        if is_revoked(&marks, link.iat) {
+        if let Some(refusal) = Marks::from_values(marks)?.refusal(link) {
             if holder.is_none() {
                 let mut invocation = self.release.prepare_invoke();
                 invocation.key(&uses_key).arg(digest);
                 self.warn_on_failed_take_back(link, self.run::<i64>(invocation).await);
             }
-            return Ok(Redemption::Revoked);
+            return Ok(refusal);
         }
         Ok(match holder {
             None => Redemption::Admitted {
@@ -423,6 +472,24 @@ impl UseStore for RedisStore {
         })
     }
 
+    /// One script: reads the count and adds one unless the link is locked, so the count never
+    /// passes the limit however many wrong emails race.
+    async fn fail_attempt(&self, link: &LinkRef<'_>) -> Result<FailedAttempt, StoreError> {
+        let mut invocation = self.attempt.prepare_invoke();
+        invocation
+            .key(self.key(link.tenant, "}:f:", link.jti))
+            .arg(link.max_attempts)
+            .arg(link.keep_seconds);
+        let (locked, attempts): (i64, u64) = self.run(invocation).await?;
+        match locked {
+            0 => Ok(FailedAttempt::Counted { attempts }),
+            1 => Ok(FailedAttempt::AlreadyLocked),
+            other => Err(StoreError(format!(
+                "redis: the attempt script answered {other}"
+            ))),
+        }
+    }
+
     /// Read-only, so no script: one MGET (single-use and unlimited links) or one pipeline of
     /// MGET, SCARD and SISMEMBER (N-use links), all keys in one slot. Plain commands cost Redis
     /// a fraction of an EVALSHA, and the landing page reads on every view.
@@ -431,39 +498,47 @@ impl UseStore for RedisStore {
         link: &LinkRef<'_>,
         device: Option<&str>,
     ) -> Result<LinkStatus, StoreError> {
-        let [uses_key, revoked_key, media_key, inviter_key, tenant_key] = self.link_keys(link);
+        let [
+            uses_key,
+            revoked_key,
+            media_key,
+            inviter_key,
+            tenant_key,
+            failures_key,
+        ] = self.link_keys(link);
         let digest = device.map(device_digest);
+        let mut mget = redis::cmd("MGET");
+        mget.arg(&revoked_key)
+            .arg(&media_key)
+            .arg(&inviter_key)
+            .arg(&tenant_key)
+            .arg(&failures_key);
         let (marks, uses, known) = if device_set_limit(link.max).is_some() {
             let mut pipe = redis::pipe();
-            pipe.cmd("MGET")
-                .arg(&revoked_key)
-                .arg(&media_key)
-                .arg(&inviter_key)
-                .arg(&tenant_key);
+            pipe.add_command(mget);
             pipe.cmd("SCARD").arg(&uses_key);
             pipe.cmd("SISMEMBER")
                 .arg(&uses_key)
                 .arg(digest.unwrap_or(-1));
-            self.query_pipe::<(Vec<Option<i64>>, u64, bool)>(&pipe)
-                .await?
+            let (marks, uses, known): (Vec<Option<i64>>, u64, bool) =
+                self.query_pipe(&pipe).await?;
+            (Marks::from_values(marks)?, uses, known)
         } else {
-            let mut mget = redis::cmd("MGET");
-            mget.arg(&revoked_key)
-                .arg(&media_key)
-                .arg(&inviter_key)
-                .arg(&tenant_key)
-                .arg(&uses_key);
-            // Markers, a single-use link's holder and an unlimited link's count are all integers.
-            let mut marks: Vec<Option<i64>> = self.query(&mget, self.timeout).await?;
-            let (uses, known) = match (link.max, marks.pop().flatten()) {
+            // Markers, the failure count, a single-use link's holder and an unlimited link's
+            // count are all integers.
+            mget.arg(&uses_key);
+            let mut values: Vec<Option<i64>> = self.query(&mget, self.timeout).await?;
+            let held = values.pop().flatten();
+            let (uses, known) = match (link.max, held) {
                 (_, None) => (0, false),
                 (UseLimit::Unlimited, Some(count)) => (count.max(0) as u64, false),
                 (_, Some(holder)) => (1, digest == Some(holder)),
             };
-            (marks, uses, known)
+            (Marks::from_values(values)?, uses, known)
         };
         Ok(LinkStatus {
-            revoked: is_revoked(&marks, link.iat),
+            revoked: marks.revoked(link.iat),
+            locked: marks.locked(link.max_attempts),
             uses,
             device_known: known,
         })
@@ -473,13 +548,13 @@ impl UseStore for RedisStore {
         &self,
         tenant: &str,
         jti: &str,
-        keep_until: i64,
+        keep_seconds: i64,
     ) -> Result<(), StoreError> {
         let mut invocation = self.revoke.prepare_invoke();
         invocation
             .key(self.key(tenant, "}:x:", jti))
             .arg(1)
-            .arg(keep_until);
+            .arg(keep_seconds);
         let _: i64 = self.run(invocation).await?;
         Ok(())
     }
@@ -489,13 +564,13 @@ impl UseStore for RedisStore {
         tenant: &str,
         scope: &Scope,
         before: i64,
-        keep_until: i64,
+        keep_seconds: i64,
     ) -> Result<i64, StoreError> {
         let mut invocation = self.revoke.prepare_invoke();
         invocation
             .key(self.scope_key(tenant, scope))
             .arg(before)
-            .arg(keep_until);
+            .arg(keep_seconds);
         self.run(invocation).await
     }
 

@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn signed_grants_verify_with_jsonwebtoken() {
-        let ring = Keyring::from_settings(Purpose::Grant, &[]).unwrap();
+        let ring = Keyring::from_settings(Purpose::Grant, &[], false).unwrap();
         let now = jsonwebtoken::get_current_timestamp() as i64;
         let token = sign_grant(&ring, &claims(now + 300)).unwrap();
         assert_eq!(
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn jwks_publishes_only_public_keys() {
-        let ring = Keyring::from_settings(Purpose::Grant, &[]).unwrap();
+        let ring = Keyring::from_settings(Purpose::Grant, &[], false).unwrap();
         let jwks: serde_json::Value =
             serde_json::from_str(&crate::tokens::jwks_json(&ring)).unwrap();
         let key = &jwks["keys"][0];

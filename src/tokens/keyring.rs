@@ -1,7 +1,6 @@
 //! Signing keys by `kid`, parsed once at start-up. The first key of a ring signs; every key
 //! verifies, which is how keys rotate without downtime.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -14,6 +13,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::settings::{ConfigError, KeySettings, read_key_file};
+pub use crate::tuning::random_bytes;
 
 /// Shortest HS256 secret accepted, bytes (the HMAC-SHA256 block-size half; RFC 7518 §3.2).
 const MIN_HS256_SECRET: usize = 32;
@@ -157,6 +157,7 @@ impl Keyring {
     pub fn from_settings(
         purpose: Purpose,
         configured: &[KeySettings],
+        production: bool,
     ) -> Result<Self, ConfigError> {
         if configured.is_empty() {
             let key = match purpose {
@@ -178,7 +179,7 @@ impl Keyring {
         }
         let mut keys = Vec::with_capacity(configured.len());
         for (index, settings) in configured.iter().enumerate() {
-            let key = load_key(purpose, index, settings)?;
+            let key = load_key(purpose, index, settings, production)?;
             if keys.iter().any(|k: &Key| k.kid == key.kid) {
                 return Err(ConfigError::new(
                     format!("{}[{index}].kid", purpose.section()),
@@ -219,7 +220,12 @@ impl Keyring {
     }
 }
 
-fn load_key(purpose: Purpose, index: usize, settings: &KeySettings) -> Result<Key, ConfigError> {
+fn load_key(
+    purpose: Purpose,
+    index: usize,
+    settings: &KeySettings,
+    production: bool,
+) -> Result<Key, ConfigError> {
     let field = |name: &str| format!("{}[{index}].{name}", purpose.section());
     let kid = settings.kid.trim();
     if kid.is_empty() || kid.len() > 64 || !kid.bytes().all(|b| b.is_ascii_graphic()) {
@@ -247,6 +253,12 @@ fn load_key(purpose: Purpose, index: usize, settings: &KeySettings) -> Result<Ke
                     "an HS256 secret must be at least 32 bytes",
                 ));
             }
+            if production && let Some(word) = placeholder_word(secret) {
+                return Err(ConfigError::new(
+                    field("secret"),
+                    format!("contains {word:?}: a placeholder, not a secret (APP_ENV=production; generate one with `invitetomedia keygen --alg HS256`)"),
+                ));
+            }
             Ok(Key::hs256(kid, secret.as_bytes()))
         }
         (_, "EdDSA") => {
@@ -268,6 +280,25 @@ fn load_key(purpose: Purpose, index: usize, settings: &KeySettings) -> Result<Ke
         (Purpose::Invite, _) => Err(ConfigError::new(field("alg"), "must be HS256 or EdDSA")),
         (Purpose::Grant, _) => Err(ConfigError::new(field("alg"), "must be EdDSA")),
     }
+}
+
+/// Words that mark a placeholder or a hand-typed HS256 secret (the example Secret's
+/// `REPLACE-WITH-…` among them); production refuses secrets containing one.
+const PLACEHOLDER_WORDS: [&str; 6] = [
+    "replace",
+    "change",
+    "example",
+    "placeholder",
+    "secret",
+    "password",
+];
+
+/// The first placeholder word `secret` contains, case-insensitively.
+fn placeholder_word(secret: &str) -> Option<&'static str> {
+    let lower = secret.to_ascii_lowercase();
+    PLACEHOLDER_WORDS
+        .into_iter()
+        .find(|word| lower.contains(word))
 }
 
 /// Decodes a `-----BEGIN PRIVATE KEY-----` block.
@@ -297,40 +328,6 @@ pub fn secret_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
     bytes
-}
-
-/// Bytes of this thread's random pool: the generator's output drawn 1 KiB at a time, each
-/// byte handed out once and wiped as it is taken.
-struct RandomPool {
-    bytes: [u8; 1024],
-    next: usize,
-}
-
-thread_local! {
-    static RANDOM_POOL: RefCell<RandomPool> = const {
-        RefCell::new(RandomPool { bytes: [0; 1024], next: 1024 })
-    };
-}
-
-/// Cryptographically random bytes for ids, nonces and device ids. Each call of the
-/// generator costs as much as drawing a kilobyte (it reseeds and reads the CPU's entropy
-/// instruction), so these come from a per-thread pool of its output. Key material uses
-/// [`secret_bytes`].
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    const { assert!(N <= 1024) };
-    RANDOM_POOL.with(|pool| {
-        let pool = &mut *pool.borrow_mut();
-        if pool.bytes.len() - pool.next < N {
-            aws_lc_rs::rand::fill(&mut pool.bytes).expect("the system random source is available");
-            pool.next = 0;
-        }
-        let taken = &mut pool.bytes[pool.next..pool.next + N];
-        let mut out = [0u8; N];
-        out.copy_from_slice(taken);
-        taken.fill(0);
-        pool.next += N;
-        out
-    })
 }
 
 /// A random URL-safe id of 128 bits (22 characters): token ids and generated device ids.
@@ -374,6 +371,7 @@ mod tests {
                 key("new", "EdDSA", "", &pem),
                 key("old", "HS256", &"s".repeat(32), ""),
             ],
+            true,
         )
         .unwrap();
         assert_eq!(ring.signer().kid, "new");
@@ -423,9 +421,37 @@ mod tests {
             ),
         ];
         for (purpose, settings, expected) in cases {
-            let err = Keyring::from_settings(purpose, &[settings]).unwrap_err();
+            let err = Keyring::from_settings(purpose, &[settings], false).unwrap_err();
             assert_eq!(err.key, expected, "{err}");
         }
+    }
+
+    #[test]
+    fn production_refuses_placeholder_secrets() {
+        let placeholder = "REPLACE-WITH-invitetomedia-keygen--alg-HS256";
+        let cases = [
+            placeholder,
+            "0123456789abcdef0123456789abcdef-CHANGE-me",
+            "my-Example-key-0123456789abcdef0123456789",
+            "PlaceHolder0123456789abcdef0123456789abcdef",
+            "the-secret-0123456789abcdef0123456789abcdef",
+            "password0123456789abcdef0123456789abcdef",
+        ];
+        for secret in cases {
+            let err = Keyring::from_settings(Purpose::Invite, &[key("i1", "HS256", secret, "")], true)
+                .unwrap_err();
+            assert_eq!(err.key, "keys.invite[0].secret", "{secret}");
+            assert!(
+                Keyring::from_settings(Purpose::Invite, &[key("i1", "HS256", secret, "")], false)
+                    .is_ok(),
+                "development takes {secret}"
+            );
+        }
+        let generated = generate("HS256").unwrap();
+        assert!(
+            Keyring::from_settings(Purpose::Invite, &[key("i1", "HS256", &generated, "")], true)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -434,6 +460,7 @@ mod tests {
         let err = Keyring::from_settings(
             Purpose::Invite,
             &[key("a", "HS256", &s, ""), key("a", "HS256", &s, "")],
+            false,
         )
         .unwrap_err();
         assert_eq!(err.key, "keys.invite[1].kid");
@@ -449,27 +476,11 @@ mod tests {
                 "super-secret-value-that-is-long-enough",
                 "",
             )],
+            false,
         )
         .unwrap();
         let printed = format!("{ring:?}");
         assert!(printed.contains("i1"));
         assert!(!printed.contains("super-secret"));
-    }
-
-    #[test]
-    fn pooled_random_bytes_are_never_handed_out_twice() {
-        // 16 KiB in draws of 16 and 24 bytes: sixteen refills of the 1 KiB pool, at offsets
-        // that do not divide it.
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..640 {
-            assert!(seen.insert(random_bytes::<16>().to_vec()));
-            assert!(seen.insert(random_bytes::<24>().to_vec()));
-        }
-        assert_ne!(random_bytes::<1024>(), random_bytes::<1024>());
-        // The pool wipes what it hands out.
-        RANDOM_POOL.with(|pool| {
-            let pool = pool.borrow();
-            assert!(pool.bytes[..pool.next].iter().all(|&b| b == 0));
-        });
     }
 }

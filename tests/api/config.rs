@@ -148,6 +148,23 @@ fn configuration_errors_name_the_key() {
             "[server]\ncors_allowed_origins = [\"https://app.example/path\"]",
             "server.cors_allowed_origins",
         ),
+        (
+            "[server]\nshutdown_timeout_seconds = 3601",
+            "server.shutdown_timeout_seconds",
+        ),
+        ("[server]\ndrain_delay_seconds = 301", "server.drain_delay_seconds"),
+        ("[server]\nyield_after_us = 1000001", "server.yield_after_us"),
+        ("[security]\nmax_email_attempts = 0", "security.max_email_attempts"),
+        ("[security]\nmax_email_attempts = 101", "security.max_email_attempts"),
+        ("[security]\nunknown = 1", "unknown"),
+        (
+            "[tenants.other]\nname = \"Other\"\naccept_url = \"https://o.example/accept\"\ngrant_audience = \"demo-platform\"",
+            "tenants.other.grant_audience",
+        ),
+        (
+            "[server]\npublic_base_url = \"https://user:pw@invites.example\"",
+            "server.public_base_url",
+        ),
     ];
     for (toml, key) in cases {
         let err = load("development", toml, &[]).unwrap_err();
@@ -159,23 +176,151 @@ fn configuration_errors_name_the_key() {
     assert!(err.contains("nonsense"), "{err}");
 }
 
-#[test]
-fn production_refuses_ephemeral_keys_and_the_demo_key() {
-    let err = load("production", "", &[]).unwrap_err();
-    assert!(err.contains("`keys`"), "{err}");
-    let keys = r#"
-[keys]
-invite = [ { kid = "i1", alg = "HS256", secret = "0123456789abcdef0123456789abcdef" } ]
-grant = [ { kid = "g1", alg = "EdDSA", private_key_file = "/nonexistent.pem" } ]
-"#;
-    // production.toml removes the demo key, so this loads.
-    load("production", keys, &[]).unwrap();
-    let with_demo = format!(
-        "{keys}\n[tenants.demo]\napi_keys = [\"{}\"]",
-        invitetomedia::settings::DEMO_API_KEY_HASH
+/// A production configuration that starts: https everywhere, real keys, one tenant.
+fn production_toml(secret: Option<&str>) -> String {
+    let secret = secret.map_or_else(
+        || invitetomedia::tokens::keyring::generate("HS256").unwrap(),
+        str::to_owned,
     );
-    let err = load("production", &with_demo, &[]).unwrap_err();
-    assert!(err.contains("demo API key"), "{err}");
+    let pem = invitetomedia::tokens::keyring::generate("EdDSA").unwrap();
+    format!(
+        r#"
+[server]
+public_base_url = "https://invites.example.test"
+[keys]
+invite = [ {{ kid = "i1", alg = "HS256", secret = "{secret}" }} ]
+grant = [ {{ kid = "g1", alg = "EdDSA", private_key_pem = """{pem}""" }} ]
+[tenants.acme]
+name = "Acme"
+accept_url = "https://platform.acme.test/accept"
+grant_audience = "acme-platform"
+"#
+    )
+}
+
+/// Loads and builds (keys included) a production configuration with these environment
+/// overrides and, if given, this invite secret.
+fn production(env: &[(&str, &str)], secret: Option<&str>) -> Result<Settings, String> {
+    let settings = load("production", &production_toml(secret), env)?;
+    invitetomedia::startup::build_state(settings.clone()).map_err(|e| e.to_string())?;
+    Ok(settings)
+}
+
+/// The HS256 placeholder of k8s/secret.example.yaml, as an operator would copy it.
+fn example_secret_placeholder() -> String {
+    let manifest = std::fs::read_to_string("k8s/secret.example.yaml").unwrap();
+    manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("invite-i1:"))
+        .expect("the example Secret has invite-i1")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn production_refuses_what_would_hurt_a_deployment() {
+    let settings = production(&[], None).unwrap();
+    assert!(
+        !settings.tenants.contains_key("demo"),
+        "production has no demo tenant"
+    );
+    let err = load(
+        "production",
+        "[server]\npublic_base_url = \"https://invites.example.test\"",
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.contains("`keys`"), "ephemeral keys: {err}");
+    let placeholder = example_secret_placeholder();
+    let demo_key = invitetomedia::settings::DEMO_API_KEY_HASH;
+    let cases: [(&[(&str, &str)], Option<&str>, &str); 6] = [
+        (
+            &[(
+                "INVITETOMEDIA__SERVER__PUBLIC_BASE_URL",
+                "http://invites.example.test",
+            )],
+            None,
+            "server.public_base_url",
+        ),
+        (
+            &[(
+                "INVITETOMEDIA__TENANTS__ACME__ACCEPT_URL",
+                "http://platform.acme.test/accept",
+            )],
+            None,
+            "tenants.acme.accept_url",
+        ),
+        (
+            &[
+                ("INVITETOMEDIA__EMAIL__TRANSPORT", "http"),
+                (
+                    "INVITETOMEDIA__EMAIL__HTTP__URL",
+                    "http://relay.example.test/send",
+                ),
+            ],
+            None,
+            "email.http.url",
+        ),
+        (
+            &[("INVITETOMEDIA__TENANTS__ACME__API_KEYS", demo_key)],
+            None,
+            "tenants.acme.api_keys",
+        ),
+        (&[], Some(placeholder.as_str()), "keys.invite[0].secret"),
+        (
+            &[],
+            Some("Password-0123456789abcdef0123456789abcdef"),
+            "keys.invite[0].secret",
+        ),
+    ];
+    for (env, secret, key) in cases {
+        let err = production(env, secret).unwrap_err();
+        assert!(err.contains(&format!("`{key}`")), "{env:?} {secret:?}: {err}");
+    }
+    // Development takes what production refuses.
+    let dev = load("development", &production_toml(Some(&placeholder)), &[]).unwrap();
+    invitetomedia::startup::build_state(dev).unwrap();
+}
+
+#[test]
+fn app_env_must_be_known() {
+    for env in ["staging", "prod", "Production", ""] {
+        let err = load(env, "", &[]).unwrap_err();
+        assert!(err.contains("`APP_ENV`"), "{env:?}: {err}");
+    }
+    for env in ["development", "test"] {
+        load(env, "", &[]).unwrap();
+    }
+}
+
+#[test]
+fn urls_print_without_their_credentials() {
+    let settings = load(
+        "development",
+        r#"
+[store]
+redis_url = "redis://:hunter2-redis@redis.internal:6379/0"
+cluster_nodes = ["redis://node-user:hunter2-node@10.0.0.1:7000", "redis://10.0.0.2:7000"]
+[email.http]
+url = "https://relay-user:hunter2-relay@relay.example.test/send"
+bearer_token = "hunter2-bearer"
+"#,
+        &[],
+    )
+    .unwrap();
+    let debug = format!("{settings:?}");
+    let json = serde_json::to_string(&settings).unwrap();
+    for printed in [&debug, &json] {
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("redis://[redacted]@redis.internal:6379/0"), "{printed}");
+        assert!(printed.contains("redis://[redacted]@10.0.0.1:7000"), "{printed}");
+        assert!(printed.contains("redis://10.0.0.2:7000"), "{printed}");
+    }
+    assert_eq!(
+        settings.store.redis_url.expose(),
+        "redis://:hunter2-redis@redis.internal:6379/0",
+        "the service itself uses the URL as given"
+    );
 }
 
 #[tokio::test]
@@ -227,10 +372,7 @@ fn the_kubernetes_config_map_is_a_valid_production_configuration() {
             .enable
     );
     assert!(
-        !settings.tenants["demo"]
-            .module_settings("demo")
-            .unwrap()
-            .enable,
-        "production.toml turns the demo off"
+        !settings.tenants.contains_key("demo"),
+        "production has no demo tenant"
     );
 }

@@ -19,7 +19,7 @@ pub const ACME_KEY: &str = "acme-test-key";
 /// The off tenant's API key (module disabled).
 pub const OFF_KEY: &str = "off-test-key";
 /// The invite HMAC secret tests sign their own tokens with.
-pub const INVITE_SECRET: &str = "test-invite-secret-0123456789abcdef";
+pub const INVITE_SECRET: &str = "test-invite-hmac-0123456789abcdef0123";
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {

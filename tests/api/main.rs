@@ -8,6 +8,7 @@ mod concurrency;
 mod config;
 mod create;
 mod email;
+mod eviction;
 mod landing;
 mod limits;
 mod logs;

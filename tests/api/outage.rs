@@ -35,8 +35,17 @@ async fn redis_outage_fails_closed_and_recovers() {
             started.elapsed()
         );
     }
-    assert_eq!(app.get("/readyz", None).await.status, 503);
+    // The replica stays in the load balancer: it still creates links and serves pages.
+    assert_eq!(app.get("/readyz", None).await.status, 200);
     assert_eq!(app.get("/healthz", None).await.status, 200);
+    let store = app.get("/healthz/store", None).await;
+    assert_eq!((store.status, &store.body), (503, &json!({ "store": "down" })));
+    assert!(
+        app.get_text("/metrics")
+            .await
+            .1
+            .contains("invitetomedia_store_up 0\n")
+    );
     let created = app.create(&invite_body()).await;
     assert_eq!(created.status, 201, "creating needs no store");
     let metrics = app.get_text("/metrics").await.1;
@@ -52,12 +61,13 @@ async fn redis_outage_fails_closed_and_recovers() {
         "the failed attempts consumed nothing"
     );
     // Each worker thread has its own connection; one that has not been used since Redis came
-    // back reconnects on its next call, so readiness may lag the first grant by a probe or two.
+    // back reconnects on its next call, so the store's health may lag the first grant by a
+    // probe or two.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while app.get("/readyz", None).await.status != 200 {
+    while app.get("/healthz/store", None).await.status != 200 {
         assert!(
             Instant::now() < deadline,
-            "/readyz did not follow the store back"
+            "/healthz/store did not follow the store back"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -80,7 +90,8 @@ async fn a_frozen_redis_is_bounded_by_the_store_timeout() {
         elapsed < Duration::from_millis(1000),
         "a 250 ms store timeout answered in {elapsed:?}"
     );
-    assert_eq!(app.get("/readyz", None).await.status, 503);
+    assert_eq!(app.get("/readyz", None).await.status, 200);
+    assert_eq!(app.get("/healthz/store", None).await.status, 503);
     redis.resume();
 
     redeem_until_granted(&app, &token).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use invitetomedia::domain::UseLimit;
 use invitetomedia::store::{
-    LinkRef, MemoryStore, Redemption, RedisStore, Scope, UseStore, unix_now,
+    FailedAttempt, LinkRef, MemoryStore, Redemption, RedisStore, Scope, UseStore, unix_now,
 };
 use invitetomedia::tokens::random_id;
 use redis::Commands;
@@ -21,7 +21,8 @@ fn link<'a>(jti: &'a str, max: UseLimit, iat: i64) -> LinkRef<'a> {
         inviter_id: "u1",
         iat,
         max,
-        keep_until: unix_now() + 3600,
+        keep_seconds: 3600,
+        max_attempts: 3,
     }
 }
 
@@ -105,8 +106,8 @@ async fn semantics(store: &impl UseStore) {
     assert!(!store.status(&many, Some("d1")).await.unwrap().device_known);
 
     // Revocation of one link: idempotent, beats exhaustion and re-entry.
-    store.revoke_link("demo", &jti, now + 60).await.unwrap();
-    store.revoke_link("demo", &jti, now + 30).await.unwrap();
+    store.revoke_link("demo", &jti, 60).await.unwrap();
+    store.revoke_link("demo", &jti, 30).await.unwrap();
     assert_eq!(
         store.redeem(&many, "d1").await.unwrap(),
         Redemption::Revoked
@@ -119,7 +120,7 @@ async fn semantics(store: &impl UseStore) {
     for max in [limited(1), UseLimit::Unlimited, limited(2)] {
         let jti = random_id();
         let revoked = link(&jti, max, now);
-        store.revoke_link("demo", &jti, now + 60).await.unwrap();
+        store.revoke_link("demo", &jti, 60).await.unwrap();
         for device in ["d1", "d2", "d1"] {
             assert_eq!(
                 store.redeem(&revoked, device).await.unwrap(),
@@ -139,14 +140,14 @@ async fn semantics(store: &impl UseStore) {
     let media_link = link(&jti, limited(1), now);
     assert_eq!(
         store
-            .revoke_scope("demo", &Scope::Media("m1".into()), now, now + 60)
+            .revoke_scope("demo", &Scope::Media("m1".into()), now, 60)
             .await
             .unwrap(),
         now
     );
     assert_eq!(
         store
-            .revoke_scope("demo", &Scope::Media("m1".into()), now - 100, now + 60)
+            .revoke_scope("demo", &Scope::Media("m1".into()), now - 100, 60)
             .await
             .unwrap(),
         now
@@ -170,7 +171,7 @@ async fn semantics(store: &impl UseStore) {
         Redemption::Admitted { .. }
     ));
     store
-        .revoke_scope("acme", &Scope::Inviter("u1".into()), now, now + 60)
+        .revoke_scope("acme", &Scope::Inviter("u1".into()), now, 60)
         .await
         .unwrap();
     let jti = random_id();
@@ -187,7 +188,7 @@ async fn semantics(store: &impl UseStore) {
         Redemption::Admitted { .. }
     ));
     store
-        .revoke_scope("acme", &Scope::Tenant, now, now + 60)
+        .revoke_scope("acme", &Scope::Tenant, now, 60)
         .await
         .unwrap();
     let jti = random_id();
@@ -197,7 +198,57 @@ async fn semantics(store: &impl UseStore) {
         store.redeem(&tenant_link, "d1").await.unwrap(),
         Redemption::Revoked
     );
+    lock_semantics(store, now).await;
     store.ping().await.unwrap();
+}
+
+/// Failed attempts count to the limit and never past it; a locked link refuses every
+/// redemption, re-entry included, for every kind of link, and takes back what the refused
+/// step recorded.
+async fn lock_semantics(store: &impl UseStore, now: i64) {
+    for max in [limited(1), UseLimit::Unlimited, limited(3)] {
+        let jti = random_id();
+        // Media and inviter that no scope revocation of `semantics` touched.
+        let link = LinkRef {
+            media_id: "m-lock",
+            inviter_id: "u-lock",
+            ..link(&jti, max, now)
+        };
+        assert!(matches!(
+            store.redeem(&link, "d1").await.unwrap(),
+            Redemption::Admitted { uses: 1, .. }
+        ));
+        for n in 1..=3 {
+            assert_eq!(
+                store.fail_attempt(&link).await.unwrap(),
+                FailedAttempt::Counted { attempts: n },
+                "{max:?}"
+            );
+            let status = store.status(&link, None).await.unwrap();
+            assert_eq!(status.locked, n == 3, "{max:?} after {n}");
+        }
+        for _ in 0..3 {
+            assert_eq!(
+                store.fail_attempt(&link).await.unwrap(),
+                FailedAttempt::AlreadyLocked
+            );
+        }
+        for device in ["d1", "d2"] {
+            assert_eq!(
+                store.redeem(&link, device).await.unwrap(),
+                Redemption::Locked,
+                "{max:?} {device}"
+            );
+        }
+        let status = store.status(&link, Some("d2")).await.unwrap();
+        assert_eq!((status.uses, status.device_known), (1, false), "{max:?}");
+        // A higher limit (the setting was raised) unlocks.
+        let raised = LinkRef {
+            max_attempts: 4,
+            ..link
+        };
+        assert!(!store.status(&raised, None).await.unwrap().locked);
+    }
 }
 
 #[tokio::test]
@@ -270,7 +321,7 @@ async fn reloads_scripts_after_flush(store: &RedisStore, nodes: &[&RedisServer])
             .unwrap();
     }
     store
-        .revoke_link("demo", &jti, unix_now() + 60)
+        .revoke_link("demo", &jti, 60)
         .await
         .unwrap();
     assert_eq!(
@@ -286,14 +337,14 @@ async fn redis_keeps_little_and_expires_everything() {
     let store = RedisStore::new(&redis.url(), &prefix, Duration::from_millis(250)).unwrap();
     let mut conn = redis.connection();
     let now = unix_now();
-    let keep_until = now + 3600;
+    let keep_seconds = 3600;
 
     // Reading a never-used link creates nothing.
     let unused = random_id();
     store
         .status(
             &LinkRef {
-                keep_until,
+                keep_seconds,
                 ..link(&unused, limited(1), now)
             },
             Some("d"),
@@ -309,7 +360,7 @@ async fn redis_keeps_little_and_expires_everything() {
     store
         .redeem(
             &LinkRef {
-                keep_until,
+                keep_seconds,
                 ..link(&single, limited(1), now)
             },
             "device-aaaaaaaaaaaa",
@@ -320,7 +371,7 @@ async fn redis_keeps_little_and_expires_everything() {
         store
             .redeem(
                 &LinkRef {
-                    keep_until,
+                    keep_seconds,
                     ..link(&triple, limited(3), now)
                 },
                 d,
@@ -332,7 +383,7 @@ async fn redis_keeps_little_and_expires_everything() {
         store
             .redeem(
                 &LinkRef {
-                    keep_until,
+                    keep_seconds,
                     ..link(&unlimited, UseLimit::Unlimited, now)
                 },
                 d,
@@ -341,11 +392,11 @@ async fn redis_keeps_little_and_expires_everything() {
             .unwrap();
     }
     store
-        .revoke_link("demo", &single, keep_until)
+        .revoke_link("demo", &single, keep_seconds)
         .await
         .unwrap();
     store
-        .revoke_scope("demo", &Scope::Media("m1".into()), now, keep_until)
+        .revoke_scope("demo", &Scope::Media("m1".into()), now, keep_seconds)
         .await
         .unwrap();
 
@@ -360,8 +411,12 @@ async fn redis_keeps_little_and_expires_everything() {
     for (k, kind) in &kinds {
         let t: String = redis::cmd("TYPE").arg(k).query(&mut conn).unwrap();
         assert_eq!(&t, kind, "{k}");
-        let expire_at: i64 = redis::cmd("EXPIRETIME").arg(k).query(&mut conn).unwrap();
-        assert_eq!(expire_at, keep_until, "{k} expires at exp + leeway");
+        // A relative TTL (EX), counted on Redis's clock from when the key was written.
+        let ttl: i64 = conn.ttl(k).unwrap();
+        assert!(
+            ttl <= keep_seconds && ttl > keep_seconds - 60,
+            "{k} lives its link's remaining life: TTL {ttl}"
+        );
     }
     let members: usize = conn.scard(key("u", &triple)).unwrap();
     assert_eq!(members, 3, "an N-use link keeps at most N devices");
