@@ -1,7 +1,8 @@
 //! End to end in a real headless Chromium (Debian's package), driven by Playwright from
 //! tests/e2e: open a link, type the email, click Join, land on /demo/accept; reopen in the
 //! same browser without using a second use; a second profile gets the "used up" page. The
-//! landing page's screenshot is saved as target/landing-page.png.
+//! landing page's screenshot is saved as target/landing-page.png. A page on another origin that
+//! auto-posts a join form is refused, and the browser's device cookie survives it.
 
 use std::process::Command;
 
@@ -23,12 +24,16 @@ async fn a_participant_joins_in_a_real_browser() {
         .await;
 
     let link = token.clone();
+    let attacked = app
+        .create_token(json!({ "invitee": { "role": "viewer" } }))
+        .await;
+    let attacked_link = attacked.clone();
     let screenshot = screenshot_path();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/landing.mjs");
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(script)
-            .args([&base, &token, screenshot.to_str().unwrap()])
+            .args([&base, &token, screenshot.to_str().unwrap(), &attacked])
             .output()
     })
     .await
@@ -45,6 +50,11 @@ async fn a_participant_joins_in_a_real_browser() {
         app.introspect(&link).await.body["uses"],
         1,
         "re-entry in the same browser used nothing"
+    );
+    assert_eq!(
+        app.introspect(&attacked_link).await.body["uses"],
+        0,
+        "the cross-site post consumed nothing"
     );
 }
 

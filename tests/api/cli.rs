@@ -18,14 +18,41 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs the binary with `input` on its standard input.
+fn run_with_input(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_invitetomedia"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn hash_key_prints_the_api_keys_form() {
+    let demo = invitetomedia::settings::DEMO_API_KEY_HASH;
     let output = run(&["hash-key", "demo-api-key"], &[]);
     assert!(output.status.success());
-    assert_eq!(
-        stdout(&output).trim(),
-        invitetomedia::settings::DEMO_API_KEY_HASH
-    );
+    assert_eq!(stdout(&output).trim(), demo);
+    // From standard input, so the key stays out of shell history: with or without a final
+    // line break (`echo` or `printf %s`).
+    for input in ["demo-api-key", "demo-api-key\n", "demo-api-key\r\n"] {
+        let output = run_with_input(&["hash-key"], input);
+        assert!(output.status.success(), "{input:?}");
+        assert_eq!(stdout(&output).trim(), demo, "{input:?}");
+    }
+    let empty = run_with_input(&["hash-key"], "");
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("standard input"));
 }
 
 #[test]
@@ -60,6 +87,11 @@ fn keygen_prints_keys_the_service_accepts() {
     );
     assert!(printed.contains("[redacted]"));
     assert!(!run(&["keygen", "--alg", "RS256"], &[]).status.success());
+    // The `--alg=VALUE` spelling works the same.
+    let pem = stdout(&run(&["keygen", "--alg=EdDSA"], &[]));
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    let secret = run(&["keygen", "--alg=HS256"], &[]);
+    assert!(secret.status.success() && stdout(&secret).trim().len() >= 32);
 }
 
 #[test]

@@ -475,3 +475,72 @@ async fn demo_accept_is_not_served_in_production() {
         .unwrap();
     assert_eq!(create.status().as_u16(), 401);
 }
+
+/// A form post to `/i/{token}` with these request headers.
+async fn post_with(app: &TestApp, token: &str, headers: &[(&str, &str)]) -> Html {
+    let mut request = app
+        .client
+        .post(format!("{}/i/{token}", app.address))
+        .form(&[("email", "ada@example.com")]);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    Html {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.text().await.unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn posts_from_other_sites_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    let token = app.create_token(json!({})).await;
+    let valid_cookie = format!("itm_device={}", device(1));
+    let refused: [&[(&str, &str)]; 5] = [
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+        &[("sec-fetch-site", "none")],
+        &[("origin", "https://evil.example")],
+        // A browser's own page posts with Origin null: the fetch metadata still tells.
+        &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+    ];
+    for headers in refused {
+        for cookie in [None, Some(valid_cookie.as_str())] {
+            let mut all = headers.to_vec();
+            if let Some(cookie) = cookie {
+                all.push(("cookie", cookie));
+            }
+            let html = post_with(&app, &token, &all).await;
+            assert_eq!(
+                (html.status, html.code()),
+                (403, "cross_site_request"),
+                "{all:?}"
+            );
+            assert_eq!(html.device_cookie(), None, "no cookie is set: {all:?}");
+            assert_page_headers(&html);
+        }
+    }
+    assert_eq!(app.introspect(&token).await.body["uses"], 0, "nothing consumed");
+
+    // Our own form: Origin null (no-referrer) or our own origin, same-origin fetch metadata,
+    // or no such headers at all (older clients).
+    let allowed: [&[(&str, &str)]; 3] = [
+        &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+        &[("origin", "https://invites.example.test")],
+        &[],
+    ];
+    for headers in allowed {
+        let mut all = headers.to_vec();
+        all.push(("cookie", valid_cookie.as_str()));
+        let html = post_with(&app, &token, &all).await;
+        assert_eq!((html.status, html.code()), (200, "granted"), "{all:?}");
+        assert_eq!(
+            html.device_cookie(),
+            None,
+            "a valid device cookie is never replaced: {all:?}"
+        );
+    }
+    assert_eq!(app.introspect(&token).await.body["uses"], 1);
+}

@@ -17,6 +17,7 @@ mod outage;
 mod redeem;
 mod revocation;
 mod scale;
+mod security;
 mod store;
 mod tokens;
 

@@ -1,9 +1,12 @@
 // Drives headless Chromium through an invite: open the link, type the email, click Join, land
 // on /demo/accept; reopen in the same browser (free re-entry); a second profile is refused.
-// Usage: node landing.mjs BASE_URL TOKEN SCREENSHOT_PATH   (exit 0 on success)
+// Then a page on another origin auto-posts the join form of a second link (TOKEN2) in a browser
+// that holds a device cookie: refused (403 cross_site_request), the cookie survives unchanged.
+// Usage: node landing.mjs BASE_URL TOKEN SCREENSHOT_PATH TOKEN2   (exit 0 on success)
+import http from 'node:http';
 import { chromium } from 'playwright-core';
 
-const [base, token, screenshot] = process.argv.slice(2);
+const [base, token, screenshot, token2] = process.argv.slice(2);
 const problems = [];
 const check = (ok, what) => { if (!ok) problems.push(what); };
 
@@ -48,6 +51,32 @@ try {
   check(refused.status() === 410, `second profile status ${refused.status()}`);
   check(await code(other) === 'exhausted', `second profile data-code ${await code(other)}`);
   check(cspViolations.length === 0, `CSP violations: ${cspViolations.join(' | ')}`);
+
+  // Another site auto-posts the join form to the service, in a browser holding a device cookie.
+  const victim = await browser.newContext();
+  const victimPage = await victim.newPage();
+  await victimPage.goto(`${base}/i/${token2}`);
+  const cookieBefore = (await victim.cookies(`${base}/i/${token2}`)).find((c) => c.name === 'itm_device');
+  check(cookieBefore !== undefined, 'the landing page set a device cookie');
+  const attack = `<!doctype html><form method="post" action="${base}/i/${token2}">
+    <input name="email" value="ada@example.com"></form>
+    <script>document.forms[0].submit()</script>`;
+  const evil = http.createServer((req, res) => { res.setHeader('content-type', 'text/html'); res.end(attack); });
+  await new Promise((resolve) => evil.listen(0, 'localhost', resolve));
+  try {
+    const evilOrigin = `http://localhost:${evil.address().port}`;
+    const posted = victimPage.waitForResponse((r) => r.request().method() === 'POST');
+    await victimPage.goto(`${evilOrigin}/`);
+    const response = await posted;
+    await victimPage.waitForLoadState();
+    check(response.status() === 403, `cross-site post status ${response.status()}`);
+    check(await code(victimPage) === 'cross_site_request', `cross-site post data-code ${await code(victimPage)}`);
+    check(!('set-cookie' in response.headers()), 'the cross-site answer sets no cookie');
+    const cookieAfter = (await victim.cookies(`${base}/i/${token2}`)).find((c) => c.name === 'itm_device');
+    check(cookieAfter && cookieAfter.value === cookieBefore.value, 'the device cookie survived the cross-site post');
+  } finally {
+    evil.close();
+  }
 } finally {
   await browser.close();
 }
