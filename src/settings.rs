@@ -630,9 +630,8 @@ impl Settings {
                 ),
             ));
         }
-        let mut defaults = lowercased(
-            File::from(options.config_dir.join("default.toml")).required(true),
-        )?;
+        let mut defaults =
+            lowercased(File::from(options.config_dir.join("default.toml")).required(true))?;
         if options.app_env == "production" {
             // The demo tenant of the defaults, with its published API key, exists only in
             // development and test; production has only the tenants it configures.
@@ -809,7 +808,10 @@ impl Settings {
             if let Some(other) = audiences.insert(tenant.grant_audience.trim(), id) {
                 return Err(ConfigError::new(
                     format!("tenants.{id}.grant_audience"),
-                    format!("{:?} is tenant {other}'s grant_audience too: a grant for one tenant would be accepted by the other's platform", tenant.grant_audience),
+                    format!(
+                        "{:?} is tenant {other}'s grant_audience too: a grant for one tenant would be accepted by the other's platform",
+                        tenant.grant_audience
+                    ),
                 ));
             }
         }
@@ -989,7 +991,10 @@ fn refuse_userinfo(key: &str, url: &url::Url) -> Result<(), ConfigError> {
     if url.username().is_empty() && url.password().is_none() {
         Ok(())
     } else {
-        Err(ConfigError::new(key, "must not carry a user name or password"))
+        Err(ConfigError::new(
+            key,
+            "must not carry a user name or password",
+        ))
     }
 }
 

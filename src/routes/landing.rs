@@ -189,9 +189,7 @@ async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse
     let status = match state
         .timed(
             "status",
-            state
-                .store
-                .status(&invite.link_ref(state), Some(device)),
+            state.store.status(&invite.link_ref(state), Some(device)),
         )
         .await
     {

@@ -72,10 +72,7 @@ pub async fn introspect(
         return Ok(Introspection::invalid());
     };
     let status = state
-        .timed(
-            "status",
-            state.store.status(&invite.link_ref(state), None),
-        )
+        .timed("status", state.store.status(&invite.link_ref(state), None))
         .await?;
     let claims = &invite.token.claims;
     let link_state = match invite.check_time(unix_now(), state.leeway()) {
@@ -140,7 +137,11 @@ pub async fn revoke_id(state: &AppState, tenant: &Tenant, jti: &str) -> Result<(
 /// Revokes every link of `scope` issued up to this second. The marker is kept for the longest
 /// life any link can have, whatever `LinkDuration` is now (a link made under a longer one
 /// must stay revoked). Returns the effective moment.
-pub async fn revoke_scope(state: &AppState, tenant: &Tenant, scope: &Scope) -> Result<i64, ApiError> {
+pub async fn revoke_scope(
+    state: &AppState,
+    tenant: &Tenant,
+    scope: &Scope,
+) -> Result<i64, ApiError> {
     let before = state
         .timed(
             "revoke",

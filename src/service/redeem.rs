@@ -169,7 +169,9 @@ async fn redeem_checked(
     };
     if invite.tenant.module.is_restricted(&email) {
         // `locked` outranks `restricted_domain`: one read, on this refusal only.
-        let status = state.timed("status", state.store.status(&link, None)).await?;
+        let status = state
+            .timed("status", state.store.status(&link, None))
+            .await?;
         return Err(if status.locked {
             ApiError::Locked
         } else {
@@ -200,7 +202,12 @@ async fn count_failed_attempt(state: &AppState, link: &LinkRef<'_>) -> ApiError 
         Ok(FailedAttempt::AlreadyLocked) => ApiError::Locked,
         Ok(FailedAttempt::Counted { attempts }) => {
             if attempts >= u64::from(link.max_attempts) {
-                tracing::warn!(tenant = link.tenant, jti = link.jti, attempts, "invite locked after failed attempts");
+                tracing::warn!(
+                    tenant = link.tenant,
+                    jti = link.jti,
+                    attempts,
+                    "invite locked after failed attempts"
+                );
             }
             ApiError::EmailMismatch
         }

@@ -16,7 +16,8 @@ pub use self::redis::RedisStore;
 /// Seconds a revocation marker by id or by scope lives: the longest life a link can have
 /// (525600 minutes, `LinkDuration`'s maximum), whatever `LinkDuration` is now, so shortening
 /// it never brings revoked long links back. The caller adds the leeway.
-pub const LONGEST_LINK_LIFE_SECONDS: i64 = crate::domain::policy::MAX_LINK_DURATION_MINUTES as i64 * 60;
+pub const LONGEST_LINK_LIFE_SECONDS: i64 =
+    crate::domain::policy::MAX_LINK_DURATION_MINUTES as i64 * 60;
 
 use crate::domain::UseLimit;
 

@@ -438,10 +438,7 @@ mod tests {
         let mut payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         payload["ext"] = serde_json::json!({ "from": "a newer version" });
         payload["cnf"] = serde_json::json!(1);
-        let message = format!(
-            "{header}.{}",
-            URL_SAFE_NO_PAD.encode(payload.to_string())
-        );
+        let message = format!("{header}.{}", URL_SAFE_NO_PAD.encode(payload.to_string()));
         let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
         let signature =
             jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)

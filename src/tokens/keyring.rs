@@ -256,7 +256,9 @@ fn load_key(
             if production && let Some(word) = placeholder_word(secret) {
                 return Err(ConfigError::new(
                     field("secret"),
-                    format!("contains {word:?}: a placeholder, not a secret (APP_ENV=production; generate one with `invitetomedia keygen --alg HS256`)"),
+                    format!(
+                        "contains {word:?}: a placeholder, not a secret (APP_ENV=production; generate one with `invitetomedia keygen --alg HS256`)"
+                    ),
                 ));
             }
             Ok(Key::hs256(kid, secret.as_bytes()))
@@ -438,8 +440,9 @@ mod tests {
             "password0123456789abcdef0123456789abcdef",
         ];
         for secret in cases {
-            let err = Keyring::from_settings(Purpose::Invite, &[key("i1", "HS256", secret, "")], true)
-                .unwrap_err();
+            let err =
+                Keyring::from_settings(Purpose::Invite, &[key("i1", "HS256", secret, "")], true)
+                    .unwrap_err();
             assert_eq!(err.key, "keys.invite[0].secret", "{secret}");
             assert!(
                 Keyring::from_settings(Purpose::Invite, &[key("i1", "HS256", secret, "")], false)

@@ -118,5 +118,34 @@ fn check_config_names_the_bad_key() {
     );
     assert!(output.status.success());
     assert!(!stdout(&output).contains("relay-secret-value"));
+    // The userinfo of every URL: the Redis URL and each cluster node.
+    let output = run(
+        &["check-config"],
+        &[
+            (
+                "INVITETOMEDIA__STORE__REDIS_URL",
+                "redis://app:redis-password-1@redis.internal:6379",
+            ),
+            (
+                "INVITETOMEDIA__STORE__CLUSTER_NODES",
+                "redis://:node-password-2@10.0.0.1:7000,redis://10.0.0.2:7000",
+            ),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = stdout(&output);
+    assert!(!printed.contains("password-"), "{printed}");
+    assert!(
+        printed.contains("redis://[redacted]@redis.internal:6379"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("redis://[redacted]@10.0.0.1:7000"),
+        "{printed}"
+    );
     assert_eq!(run(&["no-such-command"], &[]).status.code(), Some(2));
 }

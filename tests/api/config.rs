@@ -152,10 +152,22 @@ fn configuration_errors_name_the_key() {
             "[server]\nshutdown_timeout_seconds = 3601",
             "server.shutdown_timeout_seconds",
         ),
-        ("[server]\ndrain_delay_seconds = 301", "server.drain_delay_seconds"),
-        ("[server]\nyield_after_us = 1000001", "server.yield_after_us"),
-        ("[security]\nmax_email_attempts = 0", "security.max_email_attempts"),
-        ("[security]\nmax_email_attempts = 101", "security.max_email_attempts"),
+        (
+            "[server]\ndrain_delay_seconds = 301",
+            "server.drain_delay_seconds",
+        ),
+        (
+            "[server]\nyield_after_us = 1000001",
+            "server.yield_after_us",
+        ),
+        (
+            "[security]\nmax_email_attempts = 0",
+            "security.max_email_attempts",
+        ),
+        (
+            "[security]\nmax_email_attempts = 101",
+            "security.max_email_attempts",
+        ),
         ("[security]\nunknown = 1", "unknown"),
         (
             "[tenants.other]\nname = \"Other\"\naccept_url = \"https://o.example/accept\"\ngrant_audience = \"demo-platform\"",
@@ -233,7 +245,9 @@ fn production_refuses_what_would_hurt_a_deployment() {
     assert!(err.contains("`keys`"), "ephemeral keys: {err}");
     let placeholder = example_secret_placeholder();
     let demo_key = invitetomedia::settings::DEMO_API_KEY_HASH;
-    let cases: [(&[(&str, &str)], Option<&str>, &str); 6] = [
+    // (environment overrides, invite secret, the key the error names)
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+    let cases: [Case; 6] = [
         (
             &[(
                 "INVITETOMEDIA__SERVER__PUBLIC_BASE_URL",
@@ -275,7 +289,10 @@ fn production_refuses_what_would_hurt_a_deployment() {
     ];
     for (env, secret, key) in cases {
         let err = production(env, secret).unwrap_err();
-        assert!(err.contains(&format!("`{key}`")), "{env:?} {secret:?}: {err}");
+        assert!(
+            err.contains(&format!("`{key}`")),
+            "{env:?} {secret:?}: {err}"
+        );
     }
     // Development takes what production refuses.
     let dev = load("development", &production_toml(Some(&placeholder)), &[]).unwrap();
@@ -312,8 +329,14 @@ bearer_token = "hunter2-bearer"
     let json = serde_json::to_string(&settings).unwrap();
     for printed in [&debug, &json] {
         assert!(!printed.contains("hunter2"), "{printed}");
-        assert!(printed.contains("redis://[redacted]@redis.internal:6379/0"), "{printed}");
-        assert!(printed.contains("redis://[redacted]@10.0.0.1:7000"), "{printed}");
+        assert!(
+            printed.contains("redis://[redacted]@redis.internal:6379/0"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("redis://[redacted]@10.0.0.1:7000"),
+            "{printed}"
+        );
         assert!(printed.contains("redis://10.0.0.2:7000"), "{printed}");
     }
     assert_eq!(

@@ -35,7 +35,10 @@ grant_audience = "acme-platform"
 /// Runs the real binary with `APP_ENV=production` until it exits (at most 20 s); returns
 /// whether it succeeded and its standard error.
 fn run_production(config: &str) -> (bool, String) {
-    let dir = std::env::temp_dir().join(format!("itm-ev-{}", &invitetomedia::tokens::random_id()[..8]));
+    let dir = std::env::temp_dir().join(format!(
+        "itm-ev-{}",
+        &invitetomedia::tokens::random_id()[..8]
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("config.toml");
     std::fs::write(&file, config).unwrap();
@@ -93,7 +96,13 @@ async fn development_starts_and_reports_what_it_could_verify() {
         (vec!["--maxmemory-policy", "noeviction"], "1"),
         // Managed Redis often disables CONFIG: the policy cannot be read.
         (
-            vec!["--maxmemory-policy", "noeviction", "--rename-command", "CONFIG", ""],
+            vec![
+                "--maxmemory-policy",
+                "noeviction",
+                "--rename-command",
+                "CONFIG",
+                "",
+            ],
             "0",
         ),
     ];
@@ -106,7 +115,11 @@ async fn development_starts_and_reports_what_it_could_verify() {
             "{args:?}"
         );
         let token = app.create_token(serde_json::json!({})).await;
-        assert_eq!(app.redeem_as(&token, &device(1)).await.status, 200, "{args:?}");
+        assert_eq!(
+            app.redeem_as(&token, &device(1)).await.status,
+            200,
+            "{args:?}"
+        );
     }
 }
 

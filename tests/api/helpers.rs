@@ -302,6 +302,9 @@ backend = "{backend}"
 redis_url = "{redis_url}"
 cluster_nodes = [{nodes}]
 key_prefix = "{prefix}"
+# Generous: a store call must not time out because the test machine is busy (tests run with
+# both cores loaded). The outage tests prove the bound with a Redis that never answers.
+timeout_ms = 2000
 [keys]
 invite = [ {{ kid = "i1", alg = "HS256", secret = "{INVITE_SECRET}" }} ]
 grant = [ {{ kid = "g1", alg = "EdDSA", private_key_pem = """{pem}""" }} ]
@@ -388,9 +391,11 @@ pub async fn spawn_configured(toml: &str) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
+    // The timeout only turns a hang into a failure; no test relies on how fast anything is.
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
     TestApp {

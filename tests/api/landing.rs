@@ -522,7 +522,11 @@ async fn posts_from_other_sites_are_refused_and_change_nothing() {
             assert_page_headers(&html);
         }
     }
-    assert_eq!(app.introspect(&token).await.body["uses"], 0, "nothing consumed");
+    assert_eq!(
+        app.introspect(&token).await.body["uses"],
+        0,
+        "nothing consumed"
+    );
 
     // Our own form: Origin null (no-referrer) or our own origin, same-origin fetch metadata,
     // or no such headers at all (older clients).

@@ -102,13 +102,9 @@ fn error_code_enum(yaml: &str) -> std::collections::BTreeSet<String> {
         .split("\n    ErrorCode:\n")
         .nth(1)
         .expect("openapi.yaml defines ErrorCode");
-    let list = block
-        .split_once("enum:\n")
-        .expect("ErrorCode is an enum")
-        .1;
+    let list = block.split_once("enum:\n").expect("ErrorCode is an enum").1;
     list.lines()
         .map_while(|line| line.trim().strip_prefix("- "))
         .map(|code| code.trim().to_owned())
         .collect()
 }
-

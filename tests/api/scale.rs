@@ -156,7 +156,7 @@ async fn sigterm_drains_in_flight_redemptions() {
             "port = 0",
             &format!("port = {port}\ndrain_delay_seconds = 2\nshutdown_timeout_seconds = 10"),
         )
-        .replace("key_prefix =", "timeout_ms = 5000\nkey_prefix =");
+        .replace("timeout_ms = 2000", "timeout_ms = 5000");
     let bin = spawn_binary(&toml, port, false).await;
     let created = bin
         .post("/v1/invites", Some(DEMO_KEY), &invite_body())

@@ -21,18 +21,30 @@ async fn wrong_emails_lock_the_link(backend: Backend) {
     let token = app.create_token(json!({})).await;
     for n in 0..3 {
         let reply = guess(&app, &token, n).await;
-        assert_eq!((reply.status, reply.code()), (403, "email_mismatch"), "guess {n}");
+        assert_eq!(
+            (reply.status, reply.code()),
+            (403, "email_mismatch"),
+            "guess {n}"
+        );
     }
     let introspected = app.introspect(&token).await.body;
     assert_eq!(
-        (introspected["state"].as_str(), introspected["active"].as_bool()),
+        (
+            introspected["state"].as_str(),
+            introspected["active"].as_bool()
+        ),
         (Some("locked"), Some(false))
     );
     for reply in [
         guess(&app, &token, 3).await,
         app.redeem_as(&token, &device(1)).await,
     ] {
-        assert_eq!((reply.status, reply.code()), (410, "locked"), "{:?}", reply.body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (410, "locked"),
+            "{:?}",
+            reply.body
+        );
     }
     let (status, html) = app.get_text(&format!("/i/{token}")).await;
     assert_eq!(status, 410);
@@ -121,7 +133,9 @@ async fn every_redemption_check_fails_closed_and_names_the_device() {
         .redeem(&json!({ "token": token, "email": "ada@example.com" }))
         .await;
     assert_eq!((right.status, right.code()), (503, "store_unavailable"));
-    let made = right.body["device_id"].as_str().expect("the 503 names the device");
+    let made = right.body["device_id"]
+        .as_str()
+        .expect("the 503 names the device");
     assert!((16..=128).contains(&made.len()), "{made}");
 }
 
@@ -140,10 +154,21 @@ async fn revocation_markers_outlive_any_link() {
 
     // By id and by scope: the longest life any link can have, whatever LinkDuration is now
     // (a link made while it was longer must stay revoked).
-    assert_eq!(app.delete("/v1/invites/some-old-link", DEMO_KEY).await.status, 204);
-    let by_id: i64 = conn.ttl(format!("{prefix}:{{demo}}:x:some-old-link")).unwrap();
+    assert_eq!(
+        app.delete("/v1/invites/some-old-link", DEMO_KEY)
+            .await
+            .status,
+        204
+    );
+    let by_id: i64 = conn
+        .ttl(format!("{prefix}:{{demo}}:x:some-old-link"))
+        .unwrap();
     let scope = app
-        .post("/v1/revocations", Some(DEMO_KEY), &json!({ "media_id": "1_old" }))
+        .post(
+            "/v1/revocations",
+            Some(DEMO_KEY),
+            &json!({ "media_id": "1_old" }),
+        )
         .await;
     assert_eq!(scope.status, 200);
     let by_scope: i64 = conn.ttl(format!("{prefix}:{{demo}}:m:1_old")).unwrap();
@@ -163,5 +188,8 @@ async fn revocation_markers_outlive_any_link() {
     assert_eq!(revoked.status, 200);
     let id = created["id"].as_str().unwrap();
     let by_token: i64 = conn.ttl(format!("{prefix}:{{demo}}:x:{id}")).unwrap();
-    assert!(by_token <= 60 * 60 + 60 && by_token > 60 * 60 - 60, "TTL {by_token}");
+    assert!(
+        by_token <= 60 * 60 + 60 && by_token > 60 * 60 - 60,
+        "TTL {by_token}"
+    );
 }

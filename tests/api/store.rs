@@ -320,10 +320,7 @@ async fn reloads_scripts_after_flush(store: &RedisStore, nodes: &[&RedisServer])
             .query(&mut node.connection())
             .unwrap();
     }
-    store
-        .revoke_link("demo", &jti, 60)
-        .await
-        .unwrap();
+    store.revoke_link("demo", &jti, 60).await.unwrap();
     assert_eq!(
         store.redeem(&after_flush, "d2").await.unwrap(),
         Redemption::Revoked

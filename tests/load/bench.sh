@@ -16,6 +16,12 @@
 #   bash tests/load/bench.sh              # release build, 5 rounds of 3 s per phase
 #   BENCH_SECONDS=1 BENCH_ROUNDS=1 BENCH_QUICK=1 bash tests/load/bench.sh   # smoke run (debug build, no 1M preload)
 #
+# Options: BENCH_SERVICE_CPUS / BENCH_CLIENT_CPUS pin the service (and its Redis) and wrk to
+# CPU lists with taskset (e.g. 0 and 1: client and server on separate cores, as in production
+# where no load generator shares a pod's cores); BENCH_SCALING=0 skips the scaling pairs;
+# BENCH_YIELD_PAIR=1 adds /healthz, landing and redemption against a second service with
+# server.yield_after_us = 0, alternating with the default in every round.
+#
 # Needs wrk, redis-server, redis-cli, python3. Everything runs on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,6 +36,8 @@ PRELOAD=${BENCH_PRELOAD:-1000000}
 # measured seconds and one on each side) at 60k req/s. With only the measured seconds' worth,
 # the last second of each unlimited-link run built its requests as it sent them.
 POOL=${BENCH_POOL:-$(( (SECONDS_PER_PHASE + 2) * 30000 ))}
+SERVICE_PIN=(); [ -n "${BENCH_SERVICE_CPUS:-}" ] && SERVICE_PIN=(taskset -c "$BENCH_SERVICE_CPUS")
+CLIENT_PIN=(); [ -n "${BENCH_CLIENT_CPUS:-}" ] && CLIENT_PIN=(taskset -c "$BENCH_CLIENT_CPUS")
 if [ "$QUICK" = 1 ]; then PROFILE=${BENCH_PROFILE:-debug}; PRELOAD=2000; ROUNDS=${BENCH_ROUNDS:-1}; else PROFILE=${BENCH_PROFILE:-release}; fi
 
 for tool in wrk redis-server redis-cli python3; do
@@ -50,7 +58,7 @@ wait_http() { for _ in $(seq 1 200); do curl -fsS "$1" >/dev/null 2>&1 && return
 start_redis() { # prints the port
   local port
   port=$(free_port)
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction \
+  "${SERVICE_PIN[@]}" redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction \
     --daemonize no --logfile "$WORK/redis-$port.log" >/dev/null &
   PIDS+=($!)
   for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
@@ -106,7 +114,7 @@ SPID=
 start_service() { # $1 = number of tenants, $2 = Redis port (default the main one); sets SPID, BASE
   PORT=$(free_port)
   write_config "$1" "$PORT" "${2:-$RPORT}"
-  RUST_LOG=${BENCH_LOG:-warn} INVITETOMEDIA_CONFIG="$WORK/config-$PORT.toml" "$BIN" > "$WORK/service-$PORT.log" 2>&1 &
+  RUST_LOG=${BENCH_LOG:-warn} INVITETOMEDIA_CONFIG="$WORK/config-$PORT.toml" "${SERVICE_PIN[@]}" "$BIN" > "$WORK/service-$PORT.log" 2>&1 &
   SPID=$!
   PIDS+=($SPID)
   BASE="http://127.0.0.1:$PORT"
@@ -235,7 +243,7 @@ run_phase() { # name script path
   local name=$1 script=$2 path=${3:-/healthz}
   local out wrk_pid before after started ended
   PHASE_RUNS=$((PHASE_RUNS + 1))
-  BENCH_GATE="$WORK/gate.$PHASE_RUNS" BENCH_THREADS_RUNNING=$THREADS wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((SECONDS_PER_PHASE + 2))s" --timeout 5s -s "$script" "$BASE$path" > "$WORK/wrk.out" &
+  BENCH_GATE="$WORK/gate.$PHASE_RUNS" BENCH_THREADS_RUNNING=$THREADS "${CLIENT_PIN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((SECONDS_PER_PHASE + 2))s" --timeout 5s -s "$script" "$BASE$path" > "$WORK/wrk.out" &
   wrk_pid=$!
   sleep 1
   before=$(served); started=$(date +%s.%N)
@@ -301,6 +309,25 @@ REDEEMED=$(( TOTAL[redeem_single] - NON2XX[redeem_single] ))
 NEW_KEYS=$(( KEYS_AFTER - KEYS_BEFORE ))
 PEAK_RSS=$(peak_rss_kib)
 
+# The time slices (server.yield_after_us) against none, alternating in every round.
+if [ "${BENCH_YIELD_PAIR:-0}" = 1 ]; then
+  YIELDING=$BASE
+  INVITETOMEDIA__SERVER__YIELD_AFTER_US=0 start_service 1; NOT_YIELDING=$BASE
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$NOT_YIELDING/healthz" >/dev/null
+  for round in $(seq 0 $((ROUNDS - 1))); do
+    export BENCH_ROUND=$round
+    BASE=$YIELDING run_phase y_healthz "$WORK/healthz.lua" /healthz
+    BASE=$NOT_YIELDING run_phase n_healthz "$WORK/healthz.lua" /healthz
+    BASE=$YIELDING run_phase y_landing "$WORK/landing.lua" "/i/$UNLIMITED"
+    BASE=$NOT_YIELDING run_phase n_landing "$WORK/landing.lua" "/i/$UNLIMITED"
+    BASE=$YIELDING run_phase y_redeem "$WORK/redeem_unlimited.lua" /v1/redeem
+    BASE=$NOT_YIELDING run_phase n_redeem "$WORK/redeem_unlimited.lua" /v1/redeem
+  done
+  for phase in y_healthz n_healthz y_landing n_landing y_redeem n_redeem; do median_round "$phase"; done
+  stop_service
+  BASE=$YIELDING
+fi
+
 # Scaling, each pair measured in alternating rounds like the main phases: redemption with
 # 1,000 vs $PRELOAD live used single-use links (two Redis servers, written straight in the
 # service's own key shape), and create with 1 vs 50 tenants configured.
@@ -316,6 +343,7 @@ for i in range(n):
     out.write(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
 PY
 }
+if [ "${BENCH_SCALING:-1}" = 1 ]; then
 stop_service
 rcli flushall >/dev/null
 preload "$RPORT" 1000
@@ -337,12 +365,18 @@ for round in $(seq 0 $((ROUNDS - 1))); do
   BASE=$TENANTS_50 run_phase create_50 "$WORK/create.lua" /v1/invites
 done
 for phase in scale_small scale_large create_1 create_50; do median_round "$phase"; done
+fi
 
 # --- Report ----------------------------------------------------------------------------------
 CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
 echo
 echo "invitetomedia benchmark — $(nproc) cores, ${CPU:-unknown CPU}, $(redis-server --version | awk '{print $3}'), $PROFILE build"
-echo "wrk -t$THREADS -c$CONNECTIONS, $ROUNDS rounds of ${SECONDS_PER_PHASE}s per phase, client and server on the same cores"
+if [ -n "${BENCH_SERVICE_CPUS:-}${BENCH_CLIENT_CPUS:-}" ]; then
+  WHERE="service and Redis on CPUs ${BENCH_SERVICE_CPUS:-any}, wrk on CPUs ${BENCH_CLIENT_CPUS:-any}"
+else
+  WHERE="client and server on the same cores"
+fi
+echo "wrk -t$THREADS -c$CONNECTIONS, $ROUNDS rounds of ${SECONDS_PER_PHASE}s per phase, $WHERE"
 echo
 printf '%-40s %8s %7s %7s %7s %8s  %s\n' phase "req/s" "p50 ms" "p99 ms" "vs hz" "non-2xx" "rounds: req/s, p99 ms"
 # req/s, p50 and p99 are medians over the rounds; "vs hz" is the median over rounds of the
@@ -386,5 +420,14 @@ print(f"{a_label}: {a:,.0f} req/s; {b_label}: {b:,.0f} req/s ({change:+.1f}%, me
 PY
 }
 thousands() { python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$1"; }
-pair scale_small scale_large "redeem with $(thousands "$SMALL_KEYS") live used links" "with $(thousands "$LARGE_KEYS")"
-pair create_1 create_50 "create with 1 tenant" "with 50 tenants"
+if [ "${BENCH_SCALING:-1}" = 1 ]; then
+  pair scale_small scale_large "redeem with $(thousands "$SMALL_KEYS") live used links" "with $(thousands "$LARGE_KEYS")"
+  pair create_1 create_50 "create with 1 tenant" "with 50 tenants"
+fi
+if [ "${BENCH_YIELD_PAIR:-0}" = 1 ]; then
+  echo
+  echo "server.yield_after_us: default ($(grep -o 'DEFAULT_YIELD_AFTER_US: u64 = [0-9]*' src/tuning.rs | awk '{print $NF}') µs) against 0 (p99: medians over rounds)"
+  for p in healthz landing redeem; do
+    pair "n_$p" "y_$p" "$p, yield_after_us = 0 (p99 $(python3 -c "print(f'{${P99[n_$p]} / 1000:.2f}')") ms)" "default (p99 $(python3 -c "print(f'{${P99[y_$p]} / 1000:.2f}')") ms)"
+  done
+fi
