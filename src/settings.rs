@@ -234,11 +234,12 @@ impl ServerSettings {
     }
 }
 
-/// `[server.rate_limit]`: a token bucket per client IP.
+/// `[server.rate_limit]`: a rate (GCRA, the token bucket's equivalent) per client: an IPv4
+/// address or an IPv6 /64 (see `limits`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSettings {
-    /// Sustained requests per second per client IP.
+    /// Sustained requests per second per client.
     pub requests_per_second: f64,
     /// Requests a client may make at once before the rate applies.
     pub burst: u32,
@@ -708,10 +709,10 @@ impl Settings {
             ));
         }
         if let Some(limit) = &self.server.rate_limit {
-            if !(limit.requests_per_second > 0.0 && limit.requests_per_second <= 100_000.0) {
+            if !(limit.requests_per_second >= 0.001 && limit.requests_per_second <= 100_000.0) {
                 return Err(ConfigError::new(
                     "server.rate_limit.requests_per_second",
-                    "must be above 0 and at most 100000",
+                    "must be between 0.001 and 100000",
                 ));
             }
             if limit.burst == 0 {

@@ -92,7 +92,9 @@ fn facts(invite: &Invite<'_>, personal: &InvitePersonalData) -> InviteFacts {
     }
 }
 
-fn status_page(tenant: Option<&Tenant>, error: &ApiError) -> HttpResponse {
+/// An error as the participant page, with its status and `Retry-After`: what `/i/` answers
+/// instead of problem+json (the rate-limit middleware in `routes` uses it too).
+pub(crate) fn status_page(tenant: Option<&Tenant>, error: &ApiError) -> HttpResponse {
     let mut page = Page::new(error.code(), error.title());
     page.message = Some(match error {
         ApiError::Exhausted => "This invitation link has already been used on another device. Ask the person who invited you for a new one.".to_owned(),
@@ -143,9 +145,10 @@ async fn show(req: &HttpRequest, state: &AppState, token: &str) -> HttpResponse 
     with_cookie(state, response, &device, is_new)
 }
 
-/// Every request under `/i/`. Served from a scope's default service rather than a
-/// `/i/{token}` resource: the router would run a regex over the ~600-character token on every
-/// click, a measurable share of the landing page's cost.
+/// Every request under `/i/`, after the rate limit (`routes::rate_limit`). Served from a
+/// scope's default service rather than a `/i/{token}` resource: the router would run a regex
+/// over the ~600-character token on every click, a measurable share of the landing page's
+/// cost.
 pub async fn dispatch(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -158,9 +161,6 @@ pub async fn dispatch(
     else {
         return ApiError::NotFound.error_response();
     };
-    if let Err(limited) = super::throttle(&state, &req) {
-        return status_page(None, &limited);
-    }
     match *req.method() {
         Method::GET | Method::HEAD => show(&req, &state, token).await,
         Method::POST => match serde_urlencoded::from_bytes::<JoinForm>(&body) {

@@ -12,7 +12,13 @@ mod settings;
 
 pub use auth::AuthTenant;
 
-use actix_web::{HttpRequest, web};
+use std::time::Instant;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{Error, HttpRequest, ResponseError, web};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,12 +32,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/redeem")
                 .route(web::post().to(redeem::redeem))
-                .route(web::method(actix_web::http::Method::OPTIONS).to(redeem::preflight))
+                .route(web::method(Method::OPTIONS).to(redeem::preflight))
+                // The last wrap is the outermost: CORS headers reach 429 answers too.
+                .wrap_fn(rate_limit)
                 .wrap_fn(redeem::cors),
         )
         .service(web::resource("/v1/revocations").route(web::post().to(revocations::revoke)))
         .service(web::resource("/v1/settings").route(web::get().to(settings::get)))
-        .service(web::scope("/i").default_service(web::to(landing::dispatch)))
+        .service(
+            web::scope("/i")
+                .default_service(web::to(landing::dispatch))
+                .wrap_fn(rate_limit),
+        )
         .service(
             web::resource("/demo/accept")
                 .route(web::get().to(demo::info))
@@ -45,20 +57,55 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/openapi.yaml").route(web::get().to(ops::openapi)));
 }
 
-/// Applies the configured per-client rate limit (participant endpoints only: the platform's
-/// backend calls from a few addresses and authenticates).
-pub fn throttle(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    let Some(limiter) = &state.rate_limiter else {
-        return Ok(());
+/// Applies the configured per-client rate limit in front of the participant endpoints (the
+/// platform's backend calls from a few addresses and authenticates, so it is not limited). A
+/// refused request answers 429 with `Retry-After`: the participant page under `/i/`,
+/// problem+json elsewhere. CORS preflights pass: they are cheap, a browser caches them, and a
+/// refused one would hide the reason from the page; the request they precede is limited.
+fn rate_limit<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    let limited = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| refusal(state, req.request()));
+    let outcome = match limited {
+        None => Ok(srv.call(req)),
+        Some(error) => {
+            let response = if req.path().starts_with("/i/") {
+                landing::status_page(None, &error)
+            } else {
+                error.error_response()
+            };
+            Err(req.into_response(response).map_into_right_body())
+        }
     };
-    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
-        return Ok(());
-    };
-    let forwarded = req
+    async move {
+        match outcome {
+            Ok(call) => call.await.map(|response| response.map_into_left_body()),
+            Err(refused) => Ok(refused),
+        }
+    }
+}
+
+/// Why the configured limit refuses this request, if it does.
+fn refusal(state: &AppState, req: &HttpRequest) -> Option<ApiError> {
+    let limiter = state.rate_limiter.as_ref()?;
+    if *req.method() == Method::OPTIONS {
+        return None;
+    }
+    let peer = req.peer_addr()?.ip();
+    let forwarded_for = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+        .get_all(header::X_FORWARDED_FOR)
+        .map(HeaderValue::as_bytes);
+    let client = limiter.client(peer, forwarded_for);
     limiter
-        .check(limiter.client(peer, forwarded), std::time::Instant::now())
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })
+        .check(client.into(), Instant::now())
+        .err()
+        .map(|retry_after| ApiError::RateLimited { retry_after })
 }

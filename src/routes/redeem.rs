@@ -1,12 +1,11 @@
-//! `POST /v1/redeem`: public; consumes a use. Optionally rate-limited per client and open to
-//! browsers of the configured origins (CORS).
+//! `POST /v1/redeem`: public; consumes a use. Open to browsers of the configured origins (CORS);
+//! the optional per-client rate limit runs before it, as middleware (`routes::rate_limit`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{Error, HttpRequest, HttpResponse, web};
 
-use super::throttle;
 use crate::error::ApiError;
 use crate::service::redeem::{RedeemRequest, redeem as redeem_link};
 use crate::state::AppState;
@@ -14,11 +13,9 @@ use crate::state::AppState;
 /// Redeems a link for a grant.
 #[tracing::instrument(skip_all)]
 pub async fn redeem(
-    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RedeemRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    throttle(&state, &req)?;
     let redeemed = redeem_link(&state, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(redeemed))
 }

@@ -1,20 +1,26 @@
 //! The optional per-client rate limit and CORS of the participant endpoints.
 
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 
 use crate::helpers::*;
 
 const LIMITED: &str = "[server.rate_limit]\nrequests_per_second = 0.5\nburst = 3\n";
 
-async fn redeem_from(app: &TestApp, forwarded_for: Option<&str>) -> Reply {
-    let mut request = app
+/// A redemption carrying one `X-Forwarded-For` header line per item (none: no header).
+async fn redeem_from(app: &TestApp, forwarded_for: &[&str]) -> Reply {
+    let mut headers = HeaderMap::new();
+    for line in forwarded_for {
+        headers.append("x-forwarded-for", HeaderValue::from_str(line).unwrap());
+    }
+    let response = app
         .client
         .post(format!("{}/v1/redeem", app.address))
-        .json(&json!({ "token": "a.b.c", "email": "ada@example.com" }));
-    if let Some(ip) = forwarded_for {
-        request = request.header("x-forwarded-for", ip);
-    }
-    let response = request.send().await.unwrap();
+        .headers(headers)
+        .json(&json!({ "token": "a.b.c", "email": "ada@example.com" }))
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.json().await.unwrap_or(serde_json::Value::Null);
@@ -30,12 +36,12 @@ async fn clients_over_their_rate_get_429_with_retry_after() {
     let app = spawn_with(Backend::Memory, LIMITED).await;
     for _ in 0..3 {
         assert_eq!(
-            redeem_from(&app, None).await.status,
+            redeem_from(&app, &[]).await.status,
             401,
             "within the burst the request is served"
         );
     }
-    let limited = redeem_from(&app, None).await;
+    let limited = redeem_from(&app, &[]).await;
     assert_eq!((limited.status, limited.code()), (429, "rate_limited"));
     let retry: u32 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "{retry}");
@@ -63,10 +69,11 @@ async fn clients_over_their_rate_get_429_with_retry_after() {
 async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     let untrusted = spawn_with(Backend::Memory, LIMITED).await;
     for i in 0..3 {
-        redeem_from(&untrusted, Some(&format!("203.0.113.{i}"))).await;
+        let spoofed = format!("203.0.113.{i}");
+        redeem_from(&untrusted, &[spoofed.as_str()]).await;
     }
     assert_eq!(
-        redeem_from(&untrusted, Some("203.0.113.99")).await.status,
+        redeem_from(&untrusted, &["203.0.113.99"]).await.status,
         429,
         "a spoofed header mints no bucket"
     );
@@ -77,16 +84,57 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     )
     .await;
     for _ in 0..3 {
-        redeem_from(&behind_proxy, Some("203.0.113.1")).await;
+        redeem_from(&behind_proxy, &["203.0.113.1"]).await;
     }
     assert_eq!(
-        redeem_from(&behind_proxy, Some("203.0.113.1")).await.status,
+        redeem_from(&behind_proxy, &["203.0.113.1"]).await.status,
         429
     );
     assert_eq!(
-        redeem_from(&behind_proxy, Some("203.0.113.2")).await.status,
+        redeem_from(&behind_proxy, &["203.0.113.2"]).await.status,
         401,
         "another client behind the proxy"
+    );
+}
+
+#[tokio::test]
+async fn every_forwarded_for_line_is_read_as_one_list() {
+    let app = spawn_with(
+        Backend::Memory,
+        &format!("{LIMITED}trusted_proxies = [\"127.0.0.1\"]\n"),
+    )
+    .await;
+    // The lines concatenate in order. With three lines the client is on the middle one, so
+    // reading the first line alone (6.6.6.6) or the last alone (the proxy) would count
+    // another client.
+    assert_eq!(
+        redeem_from(&app, &["203.0.113.9", "127.0.0.1"])
+            .await
+            .status,
+        401
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            redeem_from(&app, &["6.6.6.6", "203.0.113.9", "127.0.0.1"])
+                .await
+                .status,
+            401
+        );
+    }
+    assert_eq!(
+        redeem_from(&app, &["203.0.113.9"]).await.status,
+        429,
+        "on one line or several, the same client"
+    );
+    assert_eq!(
+        redeem_from(&app, &["6.6.6.6"]).await.status,
+        401,
+        "not the first line alone"
+    );
+    assert_eq!(
+        redeem_from(&app, &[]).await.status,
+        401,
+        "not the proxy itself"
     );
 }
 
@@ -94,7 +142,7 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
 async fn no_limit_unless_configured() {
     let app = spawn_app().await;
     for _ in 0..30 {
-        assert_eq!(redeem_from(&app, None).await.status, 401);
+        assert_eq!(redeem_from(&app, &[]).await.status, 401);
     }
 }
 

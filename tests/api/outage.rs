@@ -28,7 +28,11 @@ async fn redis_outage_fails_closed_and_recovers() {
         );
         assert_eq!(reply.header("retry-after"), Some("1"));
         assert!(reply.body.get("grant").is_none());
-        assert_eq!(reply.body["device_id"], device(1), "the 503 names the device");
+        assert_eq!(
+            reply.body["device_id"],
+            device(1),
+            "the 503 names the device"
+        );
     }
     // The replica stays in the load balancer: it still creates links and serves pages.
     assert_eq!(app.get("/readyz", None).await.status, 200);
