@@ -16,9 +16,9 @@
 #   bash tests/load/bench.sh              # release build, 5 rounds of 3 s per phase
 #   BENCH_SECONDS=1 BENCH_ROUNDS=1 BENCH_QUICK=1 bash tests/load/bench.sh   # smoke run (debug build, no 1M preload)
 #
-# Options: BENCH_SERVICE_CPUS / BENCH_CLIENT_CPUS pin the service (and its Redis) and wrk to
-# CPU lists with taskset (e.g. 0 and 1: client and server on separate cores, as in production
-# where no load generator shares a pod's cores); BENCH_SCALING=0 skips the scaling pairs;
+# Options: BENCH_SERVICE_CPUS / BENCH_CLIENT_CPUS pin the service, and wrk with Redis, to CPU
+# lists with taskset (e.g. 0 and 1: the service on a core of its own, as in production, where
+# neither a load generator nor Redis shares a pod's cores); BENCH_SCALING=0 skips the scaling pairs;
 # BENCH_YIELD_PAIR=1 adds /healthz, landing and redemption against a second service with
 # server.yield_after_us = 0, alternating with the default in every round.
 #
@@ -58,7 +58,7 @@ wait_http() { for _ in $(seq 1 200); do curl -fsS "$1" >/dev/null 2>&1 && return
 start_redis() { # prints the port
   local port
   port=$(free_port)
-  "${SERVICE_PIN[@]}" redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction \
+  "${CLIENT_PIN[@]}" redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction \
     --daemonize no --logfile "$WORK/redis-$port.log" >/dev/null &
   PIDS+=($!)
   for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
@@ -311,7 +311,7 @@ PEAK_RSS=$(peak_rss_kib)
 
 # The time slices (server.yield_after_us) against none, alternating in every round.
 if [ "${BENCH_YIELD_PAIR:-0}" = 1 ]; then
-  YIELDING=$BASE
+  YIELDING=$BASE; YIELDING_PID=$SPID
   INVITETOMEDIA__SERVER__YIELD_AFTER_US=0 start_service 1; NOT_YIELDING=$BASE
   wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$NOT_YIELDING/healthz" >/dev/null
   for round in $(seq 0 $((ROUNDS - 1))); do
@@ -325,7 +325,7 @@ if [ "${BENCH_YIELD_PAIR:-0}" = 1 ]; then
   done
   for phase in y_healthz n_healthz y_landing n_landing y_redeem n_redeem; do median_round "$phase"; done
   stop_service
-  BASE=$YIELDING
+  BASE=$YIELDING; SPID=$YIELDING_PID
 fi
 
 # Scaling, each pair measured in alternating rounds like the main phases: redemption with
@@ -372,7 +372,7 @@ CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo
 echo
 echo "invitetomedia benchmark — $(nproc) cores, ${CPU:-unknown CPU}, $(redis-server --version | awk '{print $3}'), $PROFILE build"
 if [ -n "${BENCH_SERVICE_CPUS:-}${BENCH_CLIENT_CPUS:-}" ]; then
-  WHERE="service and Redis on CPUs ${BENCH_SERVICE_CPUS:-any}, wrk on CPUs ${BENCH_CLIENT_CPUS:-any}"
+  WHERE="service on CPUs ${BENCH_SERVICE_CPUS:-any}, wrk and Redis on CPUs ${BENCH_CLIENT_CPUS:-any}"
 else
   WHERE="client and server on the same cores"
 fi
