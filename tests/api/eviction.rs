@@ -10,31 +10,15 @@ use crate::helpers::*;
 
 /// A production configuration of the real binary on `redis_url`, port `port`.
 fn production_config(redis_url: &str, port: u16) -> String {
-    let secret = invitetomedia::tokens::keyring::generate("HS256").unwrap();
-    let pem = invitetomedia::tokens::keyring::generate("EdDSA").unwrap();
-    format!(
-        r#"
-[server]
-port = {port}
-public_base_url = "https://invites.example.test"
-[store]
-backend = "redis"
-redis_url = "{redis_url}"
-key_prefix = "ev{port}"
-[keys]
-invite = [ {{ kid = "i1", alg = "HS256", secret = "{secret}" }} ]
-grant = [ {{ kid = "g1", alg = "EdDSA", private_key_pem = """{pem}""" }} ]
-[tenants.acme]
-name = "Acme"
-accept_url = "https://platform.acme.test/accept"
-grant_audience = "acme-platform"
-"#
+    production_toml(
+        None,
+        &format!("port = {port}"),
+        &format!("backend = \"redis\"\nredis_url = \"{redis_url}\"\nkey_prefix = \"ev{port}\""),
     )
 }
 
-/// Runs the real binary with `APP_ENV=production` until it exits (at most 20 s); returns
-/// whether it succeeded and its standard error.
-fn run_production(config: &str) -> (bool, String) {
+/// The real binary started with `APP_ENV=production` and `config`, its standard error piped.
+fn start_production(config: &str) -> (std::process::Child, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "itm-ev-{}",
         &invitetomedia::tokens::random_id()[..8]
@@ -42,7 +26,7 @@ fn run_production(config: &str) -> (bool, String) {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("config.toml");
     std::fs::write(&file, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_invitetomedia"))
+    let child = Command::new(env!("CARGO_BIN_EXE_invitetomedia"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("APP_ENV", "production")
         .env("INVITETOMEDIA_CONFIG", &file)
@@ -50,6 +34,13 @@ fn run_production(config: &str) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (child, dir)
+}
+
+/// Runs the real binary in production until it exits (at most 20 s); returns whether it
+/// succeeded and its standard error.
+fn run_production(config: &str) -> (bool, String) {
+    let (mut child, dir) = start_production(config);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -133,19 +124,7 @@ async fn production_starts_when_the_policy_cannot_be_read() {
         "",
     ]);
     let port = free_port();
-    let config = production_config(&redis.url(), port);
-    let dir = std::env::temp_dir().join(format!("itm-ev-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("config.toml");
-    std::fs::write(&file, &config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_invitetomedia"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("APP_ENV", "production")
-        .env("INVITETOMEDIA_CONFIG", &file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, dir) = start_production(&production_config(&redis.url(), port));
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);

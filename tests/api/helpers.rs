@@ -336,6 +336,32 @@ enable = false
     )
 }
 
+/// A production configuration that starts: https URLs, generated keys (or this invite secret),
+/// one tenant `acme`; `server` and `store` are extra lines of those tables.
+pub fn production_toml(secret: Option<&str>, server: &str, store: &str) -> String {
+    let secret = secret.map_or_else(
+        || invitetomedia::tokens::keyring::generate("HS256").unwrap(),
+        str::to_owned,
+    );
+    let pem = invitetomedia::tokens::keyring::generate("EdDSA").unwrap();
+    format!(
+        r#"
+[server]
+public_base_url = "https://invites.example.test"
+{server}
+[store]
+{store}
+[keys]
+invite = [ {{ kid = "i1", alg = "HS256", secret = "{secret}" }} ]
+grant = [ {{ kid = "g1", alg = "EdDSA", private_key_pem = """{pem}""" }} ]
+[tenants.acme]
+name = "Acme"
+accept_url = "https://platform.acme.test/accept"
+grant_audience = "acme-platform"
+"#
+    )
+}
+
 /// Loads settings the way the binary does, with the test layer and no process environment.
 pub fn load_settings(toml: &str) -> Settings {
     Settings::load(&LoadOptions {

@@ -16,7 +16,7 @@
 # that moment); "settled" pauses the clients, waits until the replica's offset equals the
 # primary's, then kills (nothing should be lost). Prints one line per trial and a summary.
 #
-#   bash tests/load/failover.sh          # 20 live + 5 settled trials
+#   bash tests/load/failover.sh          # 20 live + 20 settled trials (about 4 minutes)
 #   FAILOVER_TRIALS=3 FAILOVER_SETTLED_TRIALS=1 FAILOVER_LINKS=600 bash tests/load/failover.sh
 #
 # FAILOVER_BIN: the service binary (default /tmp/itm-failover/invitetomedia, a copy of
@@ -26,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."   # the service reads config/default.toml from here
 
 TRIALS=${FAILOVER_TRIALS:-20}
-SETTLED_TRIALS=${FAILOVER_SETTLED_TRIALS:-5}
+SETTLED_TRIALS=${FAILOVER_SETTLED_TRIALS:-20}
 LINKS=${FAILOVER_LINKS:-2000}
 CLIENTS=${FAILOVER_CLIENTS:-32}
 BIN=${FAILOVER_BIN:-/tmp/itm-failover/invitetomedia}
@@ -71,10 +71,13 @@ wait_for() { # $1 seconds, then a command; polls every 50 ms
   until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.05; done
 }
 link_up() { redis-cli -p "$1" INFO replication | grep -q '^master_link_status:up'; }
-start_service() { # $1 config, $2 port, $3 log; sets SVC
+# The machine may be shared: make sure what answers on a port is the process started here.
+listens() { ss -Hltnp "sport = :$1" | grep -q "pid=$2,"; } # $1 port, $2 pid
+start_service() { # $1 config, $2 port, $3 log; sets SVC; fails when it does not come up
   RUST_LOG=warn INVITETOMEDIA_CONFIG="$1" "$BIN" >> "$3" 2>&1 &
   SVC=$!; PIDS+=("$SVC")
-  wait_for 30 curl -fsS "http://127.0.0.1:$2/healthz" || die "service on :$2 did not start (see $3)"
+  wait_for 30 curl -fsS "http://127.0.0.1:$2/healthz" && listens "$2" "$SVC" && return 0
+  tail -n 3 "$3" >&2; stop "$SVC"; return 1
 }
 stop() { # $1 pid: SIGTERM, SIGKILL after 10 s
   kill -TERM "$1" 2>/dev/null || return 0
@@ -84,7 +87,7 @@ stop() { # $1 pid: SIGTERM, SIGKILL after 10 s
 
 # --- The client: creates the links, redeems them, kills the primary, then the second devices ---
 cat > "$ROOT/client.py" <<'PY'
-import http.client, json, os, signal, socket, sys, threading, time
+import http.client, json, os, signal, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 port, links, clients, mode, primary_pid, pport, rport, work = sys.argv[1:9]
 port, links, clients, primary_pid, pport, rport = map(int, (port, links, clients, primary_pid, pport, rport))
@@ -103,25 +106,18 @@ def post(path, body, auth=False):
     except (OSError, http.client.HTTPException):
         c.close(); tls.c = None; return None, b""
 
-def redis_info(p):
-    """INFO replication over a raw socket (faster than spawning redis-cli at the kill moment)."""
-    with socket.create_connection(("127.0.0.1", p), timeout=2) as s:
-        s.sendall(b"INFO replication\r\n"); data = b""
-        while b"\r\n" not in data or len(data) < data.index(b"\r\n") + 4 + int(data[1:data.index(b"\r\n")]):
-            chunk = s.recv(65536)
-            if not chunk: raise OSError("redis closed the connection")
-            data += chunk
-    return dict(l.split(":", 1) for l in data.decode().split("\r\n")[1:] if ":" in l)
+def info(p):
+    out = subprocess.run(["redis-cli", "-p", str(p), "INFO", "replication"], capture_output=True, text=True).stdout
+    return dict(l.strip().split(":", 1) for l in out.splitlines() if ":" in l)
 
 def kill_primary():
     if mode == "settled":                   # stop sending, let in-flight requests finish, let the replica catch up
         with lock: go.clear()
         while state["active"]: time.sleep(0.001)
         end = time.time() + 5
-        while redis_info(pport)["master_repl_offset"] != redis_info(rport).get("slave_repl_offset") and time.time() < end:
+        while info(pport)["master_repl_offset"] != info(rport).get("slave_repl_offset") and time.time() < end:
             time.sleep(0.01)
-    state["primary_offset"] = int(redis_info(pport)["master_repl_offset"])
-    state["killed"] = True                  # before the signal: a 200 seen while False came before it
+    state["killed"] = time.time()           # before the signal: a 200 seen while unset came before it
     os.kill(primary_pid, signal.SIGKILL)
     open(os.path.join(work, "killed"), "w").close()
     go.set()
@@ -156,6 +152,7 @@ def first(i):
     st = redeem(i, "a", time.time() + 60)
     when = "pre" if not state["killed"] else "inflight" if not os.path.exists(os.path.join(work, "stopped")) else "post"
     result[i] = (st, when)
+    if st == 200 and when == "post": state.setdefault("back", time.time())
     if st == 200:
         with lock:
             state["granted"] += 1
@@ -181,8 +178,9 @@ out = {
     "overuse_inflight": sum(1 for i, s in second.items() if s == 200 and result[i][1] == "inflight"),
     "first": count({i: s for i, (s, _) in result.items()}), "second": count(second),
     "n503": state["n503"], "nconn": state["nconn"], "seconds": round(time.time() - t0, 2),
-    # replication bytes the replica lacked: primary offset just before the kill - replica's after it
-    "lag_bytes": state["primary_offset"] - int(open(os.path.join(work, "replica_offset")).read())}
+    "switch_s": round(state.get("back", time.time()) - state["killed"], 2),   # kill -> first grant on the replica
+    # claims the promoted replica holds (one key per used link, nothing else is written here)
+    "replica_keys": int(open(os.path.join(work, "replica_keys")).read())}
 print(json.dumps(out))
 PY
 
@@ -192,43 +190,57 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[2])]
 if sys.argv[1] == "line":
     print("{0:>7} {1:>3}  granted before kill {granted_pre:5d} (+{granted_inflight:2d} in flight)  over-use {overuse:3d} ({overuse_inflight} in flight)"
-          "  lag {lag_bytes:6d} B  503s {n503:4d}  refused {nconn:4d}  second devices {second}  {seconds} s"
+          "  replica keys {replica_keys:5d}  switch {switch_s:4.2f} s  503s {n503:4d}  refused {nconn:4d}  second devices {second}  {seconds} s"
           .format(sys.argv[3], len(rows), **rows[-1]))
 else:
     o = [r["overuse"] for r in rows]; g = [r["granted_pre"] + r["granted_inflight"] for r in rows]
+    lost = [gi - r["replica_keys"] for gi, r in zip(g, rows)]
     print(f"{sys.argv[3]}: {len(rows)} trials; over-use per failover min {min(o)} / median {statistics.median(o):g} / max {max(o)};"
           f" in all {sum(o)} of {sum(g)} grants made before the kill ({100 * sum(o) / sum(g):.2f}%);"
           f" grants before the kill per trial median {statistics.median(g):g} (of which in flight: median"
-          f" {statistics.median(r['granted_inflight'] for r in rows):g}); lag at the kill median"
-          f" {statistics.median(r['lag_bytes'] for r in rows):g} B, max {max(r['lag_bytes'] for r in rows)} B;"
+          f" {statistics.median(r['granted_inflight'] for r in rows):g}); claims missing on the promoted replica"
+          f" (grants before the kill - its keys) in all {sum(lost)}, per trial max {max(lost)};"
+          f" switch (kill to first grant on the replica) median {statistics.median(r['switch_s'] for r in rows):g} s;"
           f" 503s per trial median {statistics.median(r['n503'] for r in rows):g}")
 PY
 
-# --- One trial --------------------------------------------------------------------------------
-trial() { # $1 variant, $2 trial number; appends one JSON line to $ROOT/$1.jsonl
-  local W="$ROOT/$1-$2" P R S PRIMARY REPLICA CLIENT
-  mkdir -p "$W"
+# --- One trial: setup (primary, replica, service) on new free ports, then the failover ---------
+setup() { # sets P R S PRIMARY REPLICA SVC (variables of trial); returns 1, all stopped, on failure
   read -r P R S < <(python3 -c 'import socket
 ss = [socket.socket() for _ in range(3)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
   local opts=(--bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction --daemonize no)
   redis-server --port "$P" "${opts[@]}" --logfile "$W/primary.log" & PRIMARY=$!; PIDS+=("$PRIMARY")
-  wait_for 10 redis-cli -p "$P" ping || die "primary did not start"
+  disown "$PRIMARY"                       # no "Killed" notice later; bash still reaps it
   redis-server --port "$R" "${opts[@]}" --replicaof 127.0.0.1 "$P" --logfile "$W/replica.log" & REPLICA=$!; PIDS+=("$REPLICA")
-  wait_for 20 link_up "$R" || die "replica did not reach master_link_status:up"
+  if ! { wait_for 10 listens "$P" "$PRIMARY" && wait_for 10 listens "$R" "$REPLICA" && wait_for 20 link_up "$R"; }; then
+    tail -n 3 "$W/primary.log" "$W/replica.log" >&2; kill -9 "$PRIMARY" 2>/dev/null; stop "$REPLICA"; return 1
+  fi
   write_config "$W/primary.toml" "$S" "$P"
   write_config "$W/replica.toml" "$S" "$R"
-  start_service "$W/primary.toml" "$S" "$W/service.log"
+  start_service "$W/primary.toml" "$S" "$W/service.log" || { kill -9 "$PRIMARY" 2>/dev/null; stop "$REPLICA"; return 1; }
+}
+
+# --- One trial --------------------------------------------------------------------------------
+trial() { # $1 variant, $2 trial number; appends one JSON line to $ROOT/$1.jsonl
+  local W="$ROOT/$1-$2" P R S PRIMARY REPLICA CLIENT attempt
+  mkdir -p "$W"
+  for attempt in 1 2 3; do                # new ports when another process took one meanwhile
+    [ "$attempt" = 1 ] || echo "failover: setup attempt $attempt" >&2
+    setup && break
+    [ "$attempt" = 3 ] && die "trial $2: setup failed 3 times"
+  done
 
   python3 "$ROOT/client.py" "$S" "$LINKS" "$CLIENTS" "$1" "$PRIMARY" "$P" "$R" "$W" > "$W/out.json" & CLIENT=$!; PIDS+=("$CLIENT")
   wait_for 120 eval '[ -e "$W/killed" ] || ! kill -0 "$CLIENT"'
   [ -e "$W/killed" ] || die "trial $2: the client never killed the primary"
-  wait "$PRIMARY" 2>/dev/null || true                                   # SIGKILLed by the client
-  redis-cli -p "$R" INFO replication | tr -d '\r' | sed -n 's/^master_repl_offset://p' > "$W/replica_offset"
+  wait_for 5 eval '! kill -0 "$PRIMARY"' || die "the primary survived SIGKILL"   # SIGKILLed by the client
+  redis-cli -p "$R" DBSIZE > "$W/replica_keys"
   [ "$(redis-cli -p "$R" REPLICAOF NO ONE | tr -d '\r')" = OK ] || die "REPLICAOF NO ONE failed"
   stop "$SVC"; touch "$W/stopped"
-  start_service "$W/replica.toml" "$S" "$W/service.log"; touch "$W/restarted"
+  start_service "$W/replica.toml" "$S" "$W/service.log" || die "trial $2: the restarted service did not come up"
+  touch "$W/restarted"
   wait "$CLIENT" || die "trial $2: the client failed"
   cat "$W/out.json" >> "$ROOT/$1.jsonl"
   stop "$SVC"; stop "$REPLICA"
