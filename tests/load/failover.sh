@@ -24,8 +24,8 @@
 #   bash tests/load/failover.sh          # 20 live + 20 settled trials (about 4 minutes)
 #   FAILOVER_TRIALS=3 FAILOVER_SETTLED_TRIALS=1 FAILOVER_LINKS=600 bash tests/load/failover.sh
 #
-# FAILOVER_BIN: the service binary (default /tmp/itm-failover/invitetomedia, a copy of
-# target/debug/invitetomedia: this script never builds). Needs redis-server, redis-cli, curl, ss
+# FAILOVER_BIN: the service binary (default target/debug/invitetomedia; this script never
+# builds: run `cargo build` first). Needs redis-server, redis-cli, curl, ss
 # and python3 (standard library only). Everything runs on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."   # the service reads config/default.toml from here
@@ -34,7 +34,7 @@ TRIALS=${FAILOVER_TRIALS:-20}
 SETTLED_TRIALS=${FAILOVER_SETTLED_TRIALS:-20}
 LINKS=${FAILOVER_LINKS:-2000}
 CLIENTS=${FAILOVER_CLIENTS:-32}
-BIN=${FAILOVER_BIN:-/tmp/itm-failover/invitetomedia}
+BIN=${FAILOVER_BIN:-target/debug/invitetomedia}
 
 die() { echo "failover: $*" >&2; exit 1; }
 for tool in redis-server redis-cli curl ss python3; do command -v "$tool" >/dev/null || die "$tool is required"; done
