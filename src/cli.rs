@@ -1,7 +1,8 @@
 //! The command line: `serve` (default), `keygen`, `hash-key`, `check-config`.
 
-use crate::settings::{LoadOptions, Settings};
-use crate::startup::{Application, build_state};
+use crate::settings::{LoadOptions, Loaded, Settings};
+use crate::startup::Application;
+use crate::state::Live;
 
 const USAGE: &str = "\
 invitetomedia — secure, role-based invite links to media entries
@@ -73,21 +74,23 @@ fn fail(message: &str) -> i32 {
     1
 }
 
-fn load() -> Result<Settings, i32> {
-    Settings::load(&LoadOptions::from_env()).map_err(|e| fail(&e.to_string()))
+fn load(options: &LoadOptions) -> Result<Loaded, i32> {
+    Settings::load_watched(options).map_err(|e| fail(&e.to_string()))
 }
 
 async fn serve() -> i32 {
-    let settings = match load() {
+    let options = LoadOptions::from_env();
+    let loaded = match load(&options) {
         Ok(s) => s,
         Err(code) => return code,
     };
     // Held until serve returns: dropping it writes out the last lines (e.g. "stopped").
-    let _log_writer = crate::telemetry::init(settings.is_production());
-    let app = match Application::build(settings).await {
+    let _log_writer = crate::telemetry::init(loaded.settings.is_production());
+    let app = match Application::build_loaded(loaded).await {
         Ok(app) => app,
         Err(e) => return fail(&e.to_string()),
     };
+    crate::reload::spawn(app.state(), options);
     match app.run_until_signalled().await {
         Ok(()) => {
             tracing::info!("stopped");
@@ -98,12 +101,12 @@ async fn serve() -> i32 {
 }
 
 fn check_config() -> i32 {
-    let settings = match load() {
+    let loaded = match load(&LoadOptions::from_env()) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let printed = serde_json::to_string_pretty(&settings).unwrap_or_default();
-    if let Err(e) = build_state(settings) {
+    let printed = serde_json::to_string_pretty(&loaded.settings).unwrap_or_default();
+    if let Err(e) = Live::build(loaded, None) {
         return fail(&e.to_string());
     }
     println!("{printed}");

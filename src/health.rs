@@ -55,7 +55,7 @@ pub async fn eviction_policy(state: &AppState) -> EvictionPolicy {
 pub async fn check_eviction_policy(state: &AppState) -> Result<EvictionPolicy, ConfigError> {
     let policy = eviction_policy(state).await;
     match &policy {
-        EvictionPolicy::Evicting(p) if state.settings.is_production() => {
+        EvictionPolicy::Evicting(p) if state.live().settings.is_production() => {
             return Err(ConfigError::new(
                 "store",
                 format!(
@@ -94,7 +94,7 @@ pub async fn watch(state: actix_web::web::Data<AppState>, mut policy: EvictionPo
         if now != policy
             && let EvictionPolicy::Evicting(p) = &now
         {
-            if state.settings.is_production() {
+            if state.live().settings.is_production() {
                 tracing::error!(policy = %p, "Redis maxmemory-policy can evict use counters and revocations; set maxmemory-policy noeviction");
             } else {
                 warn_evicting(p);

@@ -8,9 +8,10 @@
 //!
 //! # Layout
 //!
-//! - [`settings`]: typed, validated configuration, layered with the `config` crate.
+//! - [`settings`]: typed configuration, parsed once: layers, `tenants_dir`, errors naming key and file.
+//! - [`reload`]: live reload on SIGHUP and file changes; the configuration swapped whole.
 //! - [`startup`]: [`startup::Application`] binds its listener, wires routes and state.
-//! - [`state`]: the shared [`state::AppState`] handlers receive through `web::Data`.
+//! - [`state`]: the process's [`state::AppState`] and the live configuration [`state::Live`] it swaps.
 //! - [`domain`]: pure rules, no I/O: roles, module policy, email addresses and domains.
 //! - [`tokens`]: the keyring, invite tokens, grants and the JWKS.
 //! - [`store`]: use counters and revocations: in memory or in Redis, one atomic step each.
@@ -37,6 +38,7 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod pages;
+pub mod reload;
 pub mod routes;
 pub mod service;
 pub mod settings;

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -283,6 +285,20 @@ pub struct Metrics {
     /// `invitetomedia_store_eviction_policy_verified`: 1 once Redis's `maxmemory-policy` was
     /// read as `noeviction` (the memory store: always 1).
     pub eviction_policy_verified: Gauge,
+    /// `invitetomedia_config_reloads_total{outcome}`: reloads that applied (`ok`, a reload
+    /// that found nothing changed included) or were refused (`error`).
+    pub config_reloads: Family<ReloadOutcome, Counter>,
+    /// `invitetomedia_config_generation`: 1 at start, +1 per reload that changed something.
+    pub config_generation: Gauge,
+    /// `invitetomedia_config_last_reload_success_timestamp_seconds`.
+    pub config_last_success: Gauge<f64, AtomicU64>,
+}
+
+/// Labels of the reload counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadOutcome {
+    /// `ok` or `error`.
+    pub outcome: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -308,17 +324,50 @@ impl Default for Metrics {
             "Whether Redis's maxmemory-policy was read as noeviction",
             eviction_policy_verified.clone(),
         );
+        let config_reloads = Family::<ReloadOutcome, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by outcome",
+            config_reloads.clone(),
+        );
+        for outcome in ["ok", "error"] {
+            // Both series exist from the start, so an alert on errors sees 0 before the first.
+            let _ = config_reloads.get_or_create(&ReloadOutcome { outcome });
+        }
+        let config_generation = Gauge::default();
+        registry.register(
+            "config_generation",
+            "Configurations applied since start (1 at start)",
+            config_generation.clone(),
+        );
+        let config_last_success = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When a configuration was last loaded successfully (Unix seconds)",
+            config_last_success.clone(),
+        );
         Self {
             id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
             registry,
             shards,
             store_up,
             eviction_policy_verified,
+            config_reloads,
+            config_generation,
+            config_last_success,
         }
     }
 }
 
 impl Metrics {
+    /// Records a successful load of the configuration now.
+    pub fn config_reloaded_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.config_last_success.set(now);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -12,10 +12,9 @@ use futures_util::FutureExt;
 
 use crate::error::ApiError;
 use crate::metrics::{RouteLabels, method_label, route_label};
-use crate::settings::{ConfigError, Settings, StoreBackend};
-use crate::state::AppState;
+use crate::settings::{ConfigError, Loaded, Settings, StoreBackend};
+use crate::state::{AppState, Live};
 use crate::store::{MemoryStore, RedisStore, Store, UseStore};
-use crate::tokens::{Keyring, Purpose};
 use crate::tuning;
 
 /// Largest request body, bytes.
@@ -61,16 +60,9 @@ pub struct Application {
 }
 
 /// Builds the shared state: keys, store and tenants. Fails on any configuration problem.
-pub fn build_state(settings: Settings) -> Result<AppState, ConfigError> {
-    let production = settings.is_production();
-    let invite_keys = Keyring::from_settings(Purpose::Invite, &settings.keys.invite, production)?;
-    let grant_keys = Keyring::from_settings(Purpose::Grant, &settings.keys.grant, production)?;
-    if invite_keys.ephemeral || grant_keys.ephemeral {
-        tracing::warn!(
-            "NO SIGNING KEYS CONFIGURED: generated ephemeral keys. Links and grants stop verifying when this \
-             process exits and are not shared with other replicas. Configure [keys] (see `invitetomedia keygen`)."
-        );
-    }
+pub fn build_state(loaded: Loaded) -> Result<AppState, ConfigError> {
+    let live = Live::build(loaded, None)?;
+    let settings = &live.settings;
     let store = match settings.store.backend {
         StoreBackend::Memory => Store::Memory(MemoryStore::default()),
         StoreBackend::Redis => Store::Redis(
@@ -95,15 +87,27 @@ pub fn build_state(settings: Settings) -> Result<AppState, ConfigError> {
             .map_err(|e| ConfigError::new("store.cluster_nodes", e.0))?,
         ),
     };
-    AppState::new(settings, invite_keys, grant_keys, store)
+    Ok(AppState::new(live, store))
 }
 
 impl Application {
-    /// Builds the state and binds the listener.
+    /// Builds the state from settings and binds the listener (tests; no files are watched).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let configured_tenants_dir = settings.tenants_dir.clone();
+        Self::build_loaded(Loaded {
+            settings,
+            watched: Default::default(),
+            configured_tenants_dir,
+        })
+        .await
+    }
+
+    /// Builds the state from a loaded configuration and binds the listener.
+    pub async fn build_loaded(loaded: Loaded) -> Result<Self, StartupError> {
+        let server = &loaded.settings.server;
+        let address = format!("{}:{}", server.host, server.port);
         let listener = TcpListener::bind(&address)?;
-        let state = web::Data::new(build_state(settings)?);
+        let state = web::Data::new(build_state(loaded)?);
         // Production refuses an evicting Redis before it serves anything.
         let policy = crate::health::check_eviction_policy(&state).await?;
         crate::health::probe(&state).await;
@@ -144,7 +148,7 @@ impl Application {
             state
                 .draining
                 .store(true, std::sync::atomic::Ordering::Relaxed);
-            let delay = state.settings.server.drain_delay_seconds;
+            let delay = state.live().settings.server.drain_delay_seconds;
             tracing::info!(drain_delay_seconds = delay, "shutdown signal: draining");
             tokio::time::sleep(Duration::from_secs(delay)).await;
             handle.stop(true).await;
@@ -153,8 +157,12 @@ impl Application {
     }
 
     fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
-        let shutdown = state.settings.server.shutdown_timeout_seconds;
-        let workers = state.settings.server.worker_count();
+        // `[server]` and `[store]` need a restart: read once here.
+        let live = state.live();
+        let server_settings = live.settings.server.clone();
+        let store_timeout_ms = live.settings.store.timeout_ms;
+        let shutdown = server_settings.shutdown_timeout_seconds;
+        let workers = server_settings.worker_count();
         let json_config = web::JsonConfig::default()
             .limit(MAX_BODY_BYTES)
             .content_type_required(false)
@@ -167,9 +175,9 @@ impl Application {
                 let _ = warm.store.ping().await;
             });
             actix_web::rt::spawn(tuning::timer_floor(tuning::timer_floor_period(
-                state.settings.store.timeout_ms,
+                store_timeout_ms,
             )));
-            tuning::set_slice(state.settings.server.yield_after_us);
+            tuning::set_slice(server_settings.yield_after_us);
             App::new()
                 .app_data(state.clone())
                 .app_data(json_config.clone())

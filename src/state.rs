@@ -1,17 +1,22 @@
-//! Everything a handler needs, built once in `startup.rs` and shared through `web::Data`.
+//! Everything a handler needs. [`AppState`] lives as long as the process (store, metrics, rate
+//! limiter); [`Live`] is one whole configuration (tenants, keys, templates), replaced at once by
+//! a reload. A request takes one `Live` when it starts and keeps it to the end, so it never sees
+//! a mix of two configurations.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use aws_lc_rs::digest::{SHA256, digest};
+use arc_swap::ArcSwap;
+use aws_lc_rs::digest::{Context, SHA256};
 
-use crate::domain::ModuleSettings;
 use crate::email::Mailer;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
-use crate::settings::{ConfigError, Settings, ThemeSettings};
+use crate::settings::{ApiKeyHash, ConfigError, Loaded, Settings, TenantSettings, ThemeSettings};
 use crate::store::Store;
-use crate::tokens::Keyring;
+use crate::tokens::{Keyring, Purpose};
 
 /// A configured tenant, validated.
 #[derive(Debug)]
@@ -31,69 +36,89 @@ pub struct Tenant {
     /// The pages' CSP directives for the logo and the hand-off form, built once.
     pub page_sources: String,
     /// Module settings.
-    pub module: ModuleSettings,
+    pub module: crate::domain::ModuleSettings,
+    /// Digest of everything that decides how this tenant is served: `GET /v1/settings` shows
+    /// it so the platform can tell that an admin's change has been applied.
+    pub revision: String,
 }
 
-/// Shared application state.
+/// One whole configuration, built and checked completely before it serves a request.
 #[derive(Debug)]
-pub struct AppState {
-    /// The configuration the service runs with.
+pub struct Live {
+    /// The configuration as loaded.
     pub settings: Settings,
     /// Tenants by id.
     pub tenants: HashMap<String, Arc<Tenant>>,
     /// Tenants by the SHA-256 of each of their API keys.
-    api_keys: HashMap<[u8; 32], Arc<Tenant>>,
+    api_keys: HashMap<ApiKeyHash, Arc<Tenant>>,
     /// Keys of invite tokens.
-    pub invite_keys: Keyring,
+    pub invite_keys: Arc<Keyring>,
     /// Keys of grants.
-    pub grant_keys: Keyring,
-    /// Use counters and revocations.
-    pub store: Store,
+    pub grant_keys: Arc<Keyring>,
     /// Email templates and transport.
     pub mailer: Mailer,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
     /// The JWKS document, rendered once.
     pub jwks: String,
-    /// Set on SIGTERM: /readyz answers 503 while in-flight requests finish.
-    pub draining: std::sync::atomic::AtomicBool,
-    /// The participant endpoints' rate limit, when configured.
-    pub rate_limiter: Option<RateLimiter>,
     /// The origin of `public_base_url` (`scheme://host[:port]`): the only `Origin` besides
     /// `null` the join form may be posted from.
     pub public_origin: String,
+    /// Directories whose files this configuration was read from.
+    pub watched: BTreeSet<PathBuf>,
+    /// Digest of the whole configuration, secrets, key files and templates included: a reload
+    /// that finds the same digest changed nothing.
+    pub digest: Vec<u8>,
 }
 
-impl AppState {
-    /// Assembles the state from validated settings, keys and a store.
-    pub fn new(
-        settings: Settings,
-        invite_keys: Keyring,
-        grant_keys: Keyring,
-        store: Store,
-    ) -> Result<Self, ConfigError> {
+impl Live {
+    /// Builds a configuration: reads key files, compiles templates, indexes tenants and API
+    /// keys. `previous` is the configuration it replaces: ephemeral keys (none configured)
+    /// carry over, or every link of a development instance would stop verifying on a reload.
+    pub fn build(loaded: Loaded, previous: Option<&Live>) -> Result<Self, ConfigError> {
+        let Loaded {
+            settings, watched, ..
+        } = loaded;
+        let production = settings.is_production();
+        let ring = |purpose, keys: &[crate::settings::KeySettings], old: Option<&Arc<Keyring>>| {
+            match old {
+                Some(old) if keys.is_empty() && old.ephemeral => Ok(Arc::clone(old)),
+                _ => Keyring::from_settings(purpose, keys, production).map(Arc::new),
+            }
+        };
+        let invite_keys = ring(
+            Purpose::Invite,
+            &settings.keys.invite,
+            previous.map(|p| &p.invite_keys),
+        )?;
+        let grant_keys = ring(
+            Purpose::Grant,
+            &settings.keys.grant,
+            previous.map(|p| &p.grant_keys),
+        )?;
+        if previous.is_none() && (invite_keys.ephemeral || grant_keys.ephemeral) {
+            tracing::warn!(
+                "NO SIGNING KEYS CONFIGURED: generated ephemeral keys. Links and grants stop verifying when this \
+                 process exits and are not shared with other replicas. Configure [keys] (see `invitetomedia keygen`)."
+            );
+        }
         let mailer = Mailer::from_settings(&settings)?;
-        let rate_limiter = settings.server.rate_limit.as_ref().map(RateLimiter::new);
+        let shared = shared_digest(&settings, &invite_keys, &grant_keys);
         let mut tenants = HashMap::new();
-        let mut api_keys: HashMap<[u8; 32], Arc<Tenant>> = HashMap::new();
+        let mut api_keys = HashMap::new();
         for (id, t) in &settings.tenants {
             let tenant = Arc::new(Tenant {
                 id: id.clone(),
                 name: t.name.trim().to_owned(),
-                accept_url: t.accept_url.clone(),
+                accept_url: t.accept_url.as_str().to_owned(),
                 grant_audience: t.grant_audience.clone(),
                 default_language: t.default_language.clone(),
                 theme: t.theme.clone(),
-                page_sources: crate::pages::page_sources(&t.theme, &t.accept_url),
-                module: t.module_settings(id)?,
+                page_sources: crate::pages::page_sources(&t.theme, t.accept_url.as_str()),
+                module: t.invitetomedia.clone(),
+                revision: revision(&shared, id, t, &mailer),
             });
             for hash in &t.api_keys {
-                let hex = hash.strip_prefix("sha256:").unwrap_or_default();
-                let bytes = decode_hex32(hex).ok_or_else(|| {
-                    ConfigError::new(format!("tenants.{id}.api_keys"), "invalid sha256 hash")
-                })?;
-                // Settings validation refuses a key configured twice, for any tenants.
-                api_keys.insert(bytes, Arc::clone(&tenant));
+                // Validation refuses a key configured twice, for any tenants.
+                api_keys.insert(*hash, Arc::clone(&tenant));
             }
             tenants.insert(id.clone(), tenant);
         }
@@ -101,19 +126,31 @@ impl AppState {
         let public_origin = url::Url::parse(&settings.server.public_base_url)
             .map(|url| url.origin().ascii_serialization())
             .map_err(|e| ConfigError::new("server.public_base_url", e.to_string()))?;
+        let mut ctx = Context::new(&SHA256);
+        ctx.update(&shared);
+        ctx.update(
+            serde_json::to_string(&settings)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        // The serialised settings redact these; a change of either is a change all the same.
+        ctx.update(settings.email.http.url.expose().as_bytes());
+        ctx.update(settings.email.http.bearer_token.expose().as_bytes());
+        for digest in mailer.template_digests() {
+            ctx.update(digest);
+        }
+        let digest = ctx.finish().as_ref().to_vec();
         Ok(Self {
             settings,
             tenants,
             api_keys,
             invite_keys,
             grant_keys,
-            store,
             mailer,
-            metrics: Metrics::default(),
             jwks,
-            draining: std::sync::atomic::AtomicBool::new(false),
-            rate_limiter,
             public_origin,
+            watched,
+            digest,
         })
     }
 
@@ -122,33 +159,105 @@ impl AppState {
     /// tell at most how much of a guess's digest matches a stored one, which brings a guess no
     /// closer to a key (that would take a SHA-256 preimage).
     pub fn tenant_for_api_key(&self, presented: &str) -> Option<Arc<Tenant>> {
-        let hash = digest(&SHA256, presented.as_bytes());
-        let hash: &[u8; 32] = hash.as_ref().try_into().ok()?;
-        self.api_keys.get(hash).cloned()
+        self.api_keys.get(&ApiKeyHash::of(presented)).cloned()
     }
 
     /// The configured tenant with this id.
     pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
         self.tenants.get(id)
     }
+
+    /// Token leeway, seconds.
+    pub fn leeway(&self) -> i64 {
+        self.settings.tokens.leeway_seconds as i64
+    }
 }
 
-fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
+/// What every tenant's revision includes: the sections that apply to all tenants, and the
+/// signing keys by id and public part (never a secret).
+fn shared_digest(settings: &Settings, invite: &Keyring, grant: &Keyring) -> Vec<u8> {
+    let json = serde_json::json!({
+        "tokens": settings.tokens,
+        "security": settings.security,
+        "from": settings.email.from,
+        "public_base_url": settings.server.public_base_url,
+    });
+    let mut shared = json.to_string().into_bytes();
+    shared.extend(invite.fingerprint());
+    shared.extend(grant.fingerprint());
+    shared
+}
+
+/// The tenant's revision: a digest of its table, what applies to every tenant, and the text of
+/// the templates it sends.
+fn revision(shared: &[u8], id: &str, tenant: &TenantSettings, mailer: &Mailer) -> String {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(shared);
+    ctx.update(id.as_bytes());
+    ctx.update(serde_json::to_string(tenant).unwrap_or_default().as_bytes());
+    if let Some(template) = mailer.template(&tenant.invitetomedia.invite_email_template) {
+        ctx.update(template.digest());
     }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    let digest = ctx.finish();
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Shared application state: what lives as long as the process, and the live configuration.
+#[derive(Debug)]
+pub struct AppState {
+    live: ArcSwap<Live>,
+    /// Use counters and revocations.
+    pub store: Store,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Set on SIGTERM: /readyz answers 503 while in-flight requests finish.
+    pub draining: AtomicBool,
+    /// The participant endpoints' rate limit, when configured (`[server]`: restart to change).
+    pub rate_limiter: Option<RateLimiter>,
+    /// Origins allowed to call `POST /v1/redeem` from a browser (`[server]`: restart to change).
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl AppState {
+    /// Assembles the state from a built configuration and a store.
+    pub fn new(live: Live, store: Store) -> Self {
+        let rate_limiter = live
+            .settings
+            .server
+            .rate_limit
+            .as_ref()
+            .map(RateLimiter::new);
+        let cors_allowed_origins = live.settings.server.cors_allowed_origins.clone();
+        let metrics = Metrics::default();
+        metrics.config_generation.set(1);
+        metrics.config_reloaded_now();
+        Self {
+            live: ArcSwap::from_pointee(live),
+            store,
+            metrics,
+            draining: AtomicBool::new(false),
+            rate_limiter,
+            cors_allowed_origins,
+        }
     }
-    Some(out)
+
+    /// The configuration now: a request takes it once and keeps it.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Replaces the configuration for every later request.
+    pub(crate) fn replace(&self, live: Arc<Live>) {
+        self.live.store(live);
+    }
 }
 
 /// `sha256:<hex>` of an API key, the form `api_keys` stores.
 pub fn hash_api_key(key: &str) -> String {
-    let hash = digest(&SHA256, key.as_bytes());
-    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    ApiKeyHash::of(key).to_string()
 }
 
 #[cfg(test)]
@@ -161,13 +270,5 @@ mod tests {
             hash_api_key("demo-api-key"),
             crate::settings::DEMO_API_KEY_HASH
         );
-    }
-
-    #[test]
-    fn hex_round_trip() {
-        let hash = hash_api_key("k");
-        let bytes = decode_hex32(hash.strip_prefix("sha256:").unwrap()).unwrap();
-        assert_eq!(bytes.as_slice(), digest(&SHA256, b"k").as_ref());
-        assert!(decode_hex32("zz").is_none());
     }
 }

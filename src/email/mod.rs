@@ -121,6 +121,13 @@ impl Mailer {
         })
     }
 
+    /// The digests of every loaded template, in name order.
+    pub fn template_digests(&self) -> Vec<&[u8]> {
+        let mut named: Vec<(&String, &EmailTemplate)> = self.templates.iter().collect();
+        named.sort_by_key(|(name, _)| *name);
+        named.into_iter().map(|(_, t)| t.digest()).collect()
+    }
+
     /// The loaded template of this name.
     pub fn template(&self, name: &str) -> Option<&EmailTemplate> {
         self.templates.get(name)

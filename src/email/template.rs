@@ -98,6 +98,8 @@ pub struct EmailTemplate {
     languages: Vec<String>,
     html: Handlebars<'static>,
     plain: Handlebars<'static>,
+    /// SHA-256 of the file's text: part of the revision of each tenant that sends it.
+    digest: [u8; 32],
 }
 
 impl std::fmt::Debug for EmailTemplate {
@@ -109,14 +111,33 @@ impl std::fmt::Debug for EmailTemplate {
     }
 }
 
+/// The committed templates of `config/templates`, compiled in by name.
+const COMPILED_IN: [(&str, &str); 1] =
+    [("invite", include_str!("../../config/templates/invite.toml"))];
+
 impl EmailTemplate {
     /// Loads and compiles `<dir>/<name>.toml`. Errors name the file and, for a bad token, the
     /// token.
+    /// A file of that name in `dir` replaces the compiled-in template of the same name.
     pub fn load(dir: &Path, name: &str) -> Result<Self, String> {
         let path = dir.join(format!("{name}.toml"));
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("template file {}: {e}", path.display()))?;
-        Self::parse(name, &text).map_err(|e| format!("template file {}: {e}", path.display()))
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(name, &text)
+                .map_err(|e| format!("template file {}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (_, text) = COMPILED_IN
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .ok_or_else(|| {
+                        format!(
+                            "template file {}: not found, and no template of that name is compiled in",
+                            path.display()
+                        )
+                    })?;
+                Self::parse(name, text).map_err(|e| format!("compiled-in template {name}: {e}"))
+            }
+            Err(e) => Err(format!("template file {}: {e}", path.display())),
+        }
     }
 
     /// Compiles a template from the text of its file.
@@ -157,12 +178,22 @@ impl EmailTemplate {
                 "needs a localizedTemplate with languageCode \"en\" (the fallback)".to_owned(),
             );
         }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
+        );
         Ok(Self {
             name: name.to_owned(),
             languages,
             html,
             plain,
+            digest,
         })
+    }
+
+    /// SHA-256 of the template file's text.
+    pub fn digest(&self) -> &[u8] {
+        &self.digest
     }
 
     /// The template's name.

@@ -255,9 +255,10 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
 pub fn respond(status: StatusCode, tenant: Option<&Tenant>, page: &Page) -> HttpResponse {
     let nonce = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
     let theme = tenant.map(|t| &t.theme);
-    let logo = theme.and_then(|t| t.logo_url.as_deref());
+    let logo = theme.and_then(|t| t.logo_url.as_ref()).map(|u| u.as_str());
     let color = theme
-        .and_then(|t| t.primary_color.as_deref())
+        .and_then(|t| t.primary_color.as_ref())
+        .map(|c| c.as_str())
         .unwrap_or(DEFAULT_COLOR);
     let body = render(
         page,
@@ -290,9 +291,8 @@ const SERVICE_PAGE_SOURCES: &str =
 pub fn page_sources(theme: &ThemeSettings, accept_url: &str) -> String {
     let img = theme
         .logo_url
-        .as_deref()
-        .and_then(origin)
-        .unwrap_or_else(|| "'none'".to_owned());
+        .as_ref()
+        .map_or_else(|| "'none'".to_owned(), |url| url.origin());
     let form = origin(accept_url).map_or_else(String::new, |o| format!(" {o}"));
     format!("img-src {img}; form-action 'self'{form}; frame-ancestors 'none'; base-uri 'none'")
 }

@@ -5,9 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use super::auth::Current;
 use crate::error::ApiError;
 use crate::pages::{self, Page};
-use crate::state::AppState;
 use crate::tokens::verify_grant;
 
 /// The posted grant.
@@ -17,8 +17,8 @@ pub struct GrantForm {
 }
 
 /// `GET /demo/accept`: what this page is for.
-pub async fn info(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.settings.is_production() {
+pub async fn info(live: Current) -> Result<HttpResponse, ApiError> {
+    if live.0.settings.is_production() {
         return Err(ApiError::NotFound);
     }
     let mut page = Page::new("demo", "Demo platform");
@@ -27,10 +27,8 @@ pub async fn info(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 }
 
 /// `POST /demo/accept`: verify the grant and show it.
-pub async fn accept(
-    state: web::Data<AppState>,
-    form: web::Form<GrantForm>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn accept(live: Current, form: web::Form<GrantForm>) -> Result<HttpResponse, ApiError> {
+    let state = &live.0;
     if state.settings.is_production() {
         return Err(ApiError::NotFound);
     }

@@ -31,7 +31,7 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<CreateInviteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let created = create_invite(&state, &tenant.0, body.into_inner()).await?;
+    let created = create_invite(&state, &tenant.1, &tenant.0, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -42,7 +42,7 @@ pub async fn introspect(
     state: web::Data<AppState>,
     body: web::Json<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let report = inspect::introspect(&state, &tenant.0, body.token()?).await?;
+    let report = inspect::introspect(&state, &tenant.1, &tenant.0, body.token()?).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -53,7 +53,7 @@ pub async fn revoke(
     state: web::Data<AppState>,
     body: web::Json<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = inspect::revoke_token(&state, &tenant.0, body.token()?).await?;
+    let id = inspect::revoke_token(&state, &tenant.1, &tenant.0, body.token()?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "revoked": true })))
 }
 
@@ -72,6 +72,6 @@ pub async fn delete(
     if !valid {
         return Err(ApiError::NotFound);
     }
-    inspect::revoke_id(&state, &tenant.0, &id).await?;
+    inspect::revoke_id(&state, &tenant.1, &tenant.0, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

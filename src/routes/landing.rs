@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::pages::{self, FormFields, Handoff, InviteFacts, Page};
 use crate::service::redeem::{RedeemRequest, redeem};
 use crate::service::{Invite, verify_invite};
-use crate::state::{AppState, Tenant};
+use crate::state::{AppState, Live, Tenant};
 use crate::store::UseStore;
 use crate::tokens::{InvitePersonalData, random_id};
 
@@ -46,7 +46,7 @@ fn device(req: &HttpRequest) -> (String, bool) {
 }
 
 fn with_cookie(
-    state: &AppState,
+    live: &Live,
     mut response: HttpResponse,
     device: &str,
     is_new: bool,
@@ -54,12 +54,7 @@ fn with_cookie(
     if is_new {
         // Written out rather than through the cookie builder (the page is served on every
         // click); the value is a generated base64url id, which needs no quoting.
-        let secure = if state
-            .settings
-            .server
-            .public_base_url
-            .starts_with("https://")
-        {
+        let secure = if live.settings.server.public_base_url.starts_with("https://") {
             "; Secure"
         } else {
             ""
@@ -139,10 +134,10 @@ fn form_page(
 }
 
 /// `GET /i/{token}` (and HEAD): the invitation, never consuming a use.
-async fn show(req: &HttpRequest, state: &AppState, token: &str) -> HttpResponse {
+async fn show(req: &HttpRequest, state: &AppState, live: &Live, token: &str) -> HttpResponse {
     let (device, is_new) = device(req);
-    let response = show_inner(state, token, &device).await;
-    with_cookie(state, response, &device, is_new)
+    let response = show_inner(state, live, token, &device).await;
+    with_cookie(live, response, &device, is_new)
 }
 
 /// Every request under `/i/`, after the rate limit (`routes::rate_limit`). Served from a
@@ -161,10 +156,12 @@ pub async fn dispatch(
     else {
         return ApiError::NotFound.error_response();
     };
+    // One configuration for the whole request, whatever a reload does meanwhile.
+    let live = state.live();
     match *req.method() {
-        Method::GET | Method::HEAD => show(&req, &state, token).await,
+        Method::GET | Method::HEAD => show(&req, &state, &live, token).await,
         Method::POST => match serde_urlencoded::from_bytes::<JoinForm>(&body) {
-            Ok(form) => join(&req, &state, token, form).await,
+            Ok(form) => join(&req, &state, &live, token, form).await,
             Err(e) => ApiError::MalformedRequest(format!("The form could not be read: {e}"))
                 .error_response(),
         },
@@ -174,13 +171,13 @@ pub async fn dispatch(
     }
 }
 
-async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse {
-    let invite = match verify_invite(state, token) {
+async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) -> HttpResponse {
+    let invite = match verify_invite(live, token) {
         Ok(invite) => invite,
         Err(e) => return status_page(None, &e),
     };
     let tenant = &invite.tenant;
-    if let Err(e) = invite.check_usable(state.leeway()) {
+    if let Err(e) = invite.check_usable(live.leeway()) {
         return status_page(Some(tenant), &e);
     }
     let Ok(personal) = invite.token.personal_data() else {
@@ -189,7 +186,7 @@ async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse
     let status = match state
         .timed(
             "status",
-            state.store.status(&invite.link_ref(state), Some(device)),
+            state.store.status(&invite.link_ref(live), Some(device)),
         )
         .await
     {
@@ -223,7 +220,7 @@ async fn show_inner(state: &AppState, token: &str, device: &str) -> HttpResponse
 /// `Referrer-Policy: no-referrer`) nor our own. Such a post could spend the visitor's use, or,
 /// since a SameSite=Lax cookie is not sent with it, have us set a new device cookie over the
 /// visitor's and wipe their re-entry.
-fn is_cross_site(req: &HttpRequest, state: &AppState) -> bool {
+fn is_cross_site(req: &HttpRequest, live: &Live) -> bool {
     let headers = req.headers();
     if let Some(site) = headers.get("sec-fetch-site")
         && site.as_bytes() != b"same-origin"
@@ -232,13 +229,19 @@ fn is_cross_site(req: &HttpRequest, state: &AppState) -> bool {
     }
     headers
         .get(header::ORIGIN)
-        .is_some_and(|origin| origin != "null" && origin != state.public_origin.as_str())
+        .is_some_and(|origin| origin != "null" && origin != live.public_origin.as_str())
 }
 
 /// `POST /i/{token}`: redeem with the device cookie, then hand the grant to the platform.
 /// A post from another site is refused before anything is read or set.
-async fn join(req: &HttpRequest, state: &AppState, token: &str, form: JoinForm) -> HttpResponse {
-    if is_cross_site(req, state) {
+async fn join(
+    req: &HttpRequest,
+    state: &AppState,
+    live: &Live,
+    token: &str,
+    form: JoinForm,
+) -> HttpResponse {
+    if is_cross_site(req, live) {
         return status_page(None, &ApiError::CrossSiteRequest);
     }
     let (device, is_new) = device(req);
@@ -253,7 +256,7 @@ async fn join(req: &HttpRequest, state: &AppState, token: &str, form: JoinForm) 
         last_name: form.last_name.clone().filter(|v| !v.trim().is_empty()),
         device_id: Some(device.clone()),
     };
-    let response = match redeem(state, request).await {
+    let response = match redeem(state, live, request).await {
         Ok(redeemed) => {
             let mut page = Page::new("granted", "Joining…");
             let title = if redeemed.media_title.is_empty() {
@@ -268,13 +271,13 @@ async fn join(req: &HttpRequest, state: &AppState, token: &str, form: JoinForm) 
             });
             pages::respond(StatusCode::OK, Some(&redeemed.tenant), &page)
         }
-        Err(error) => retry_or_status(state, token, error, form),
+        Err(error) => retry_or_status(live, token, error, form),
     };
-    with_cookie(state, response, &device, is_new)
+    with_cookie(live, response, &device, is_new)
 }
 
 /// Errors the participant can fix show the form again; the others show the link's status.
-fn retry_or_status(state: &AppState, token: &str, error: ApiError, form: JoinForm) -> HttpResponse {
+fn retry_or_status(live: &Live, token: &str, error: ApiError, form: JoinForm) -> HttpResponse {
     let fixable = matches!(
         error,
         ApiError::InvalidRequest(_)
@@ -282,7 +285,7 @@ fn retry_or_status(state: &AppState, token: &str, error: ApiError, form: JoinFor
             | ApiError::RestrictedDomain
             | ApiError::StoreUnavailable { .. }
     );
-    let invite = verify_invite(state, token).ok();
+    let invite = verify_invite(live, token).ok();
     match invite {
         Some(invite) if fixable => {
             let Ok(personal) = invite.token.personal_data() else {

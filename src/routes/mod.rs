@@ -10,7 +10,7 @@ mod redeem;
 mod revocations;
 mod settings;
 
-pub use auth::AuthTenant;
+pub use auth::{AuthTenant, Current};
 
 use std::time::Instant;
 

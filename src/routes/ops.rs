@@ -3,6 +3,7 @@
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
 
+use super::auth::Current;
 use crate::state::AppState;
 
 /// The committed OpenAPI document.
@@ -47,11 +48,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Public grant keys.
-pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+pub async fn jwks(live: Current) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
         .insert_header((CACHE_CONTROL, "public, max-age=300"))
-        .body(state.jwks.clone())
+        .body(live.0.jwks.clone())
 }
 
 /// The OpenAPI document.

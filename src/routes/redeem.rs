@@ -6,6 +6,7 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{Error, HttpRequest, HttpResponse, web};
 
+use super::auth::Current;
 use crate::error::ApiError;
 use crate::service::redeem::{RedeemRequest, redeem as redeem_link};
 use crate::state::AppState;
@@ -14,15 +15,16 @@ use crate::state::AppState;
 #[tracing::instrument(skip_all)]
 pub async fn redeem(
     state: web::Data<AppState>,
+    live: Current,
     body: web::Json<RedeemRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let redeemed = redeem_link(&state, body.into_inner()).await?;
+    let redeemed = redeem_link(&state, &live.0, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(redeemed))
 }
 
 /// The request's `Origin` when CORS allows it.
 fn allowed_origin(state: &AppState, req: &HttpRequest) -> Option<HeaderValue> {
-    let origins = &state.settings.server.cors_allowed_origins;
+    let origins = &state.cors_allowed_origins;
     let origin = req.headers().get(header::ORIGIN)?;
     let text = origin.to_str().ok()?;
     origins

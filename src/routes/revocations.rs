@@ -41,7 +41,7 @@ pub async fn revoke(
         }
         (None, None) => Scope::Tenant,
     };
-    let before = revoke_scope(&state, &tenant.0, &scope).await?;
+    let before = revoke_scope(&state, &tenant.1, &tenant.0, &scope).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "scope": scope.name(), "revoked_before": rfc3339(before) })))
 }

@@ -10,7 +10,7 @@ use crate::domain::{
 };
 use crate::email::{Message, TemplateValues};
 use crate::error::ApiError;
-use crate::state::{AppState, Tenant};
+use crate::state::{AppState, Live, Tenant};
 use crate::store::unix_now;
 use crate::tokens::{InviteClaims, InvitePersonalData, MAX_TOKEN_LEN, invite, random_id};
 
@@ -149,6 +149,7 @@ struct NewInvite {
 /// Creates an invite link for `tenant`.
 pub async fn create(
     state: &AppState,
+    live: &Live,
     tenant: &Tenant,
     request: CreateInviteRequest,
 ) -> Result<CreatedInvite, ApiError> {
@@ -168,7 +169,7 @@ pub async fn create(
     let now = unix_now();
     let exp = now + i64::from(new.duration_minutes) * 60;
     let claims = InviteClaims {
-        iss: state.settings.tokens.issuer.clone(),
+        iss: live.settings.tokens.issuer.clone(),
         aud: InviteClaims::audience_for(&tenant.id),
         jti: random_id(),
         iat: now,
@@ -183,7 +184,7 @@ pub async fn create(
         pii: String::new(),
     };
     let jti = claims.jti.clone();
-    let token = invite::mint(&state.invite_keys, claims, &new.personal)
+    let token = invite::mint(&live.invite_keys, claims, &new.personal)
         .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
     if token.len() > MAX_TOKEN_LEN {
         return Err(ApiError::invalid(
@@ -191,9 +192,9 @@ pub async fn create(
             "names and title are too long to fit in a link; shorten them",
         ));
     }
-    let url = format!("{}/i/{token}", state.settings.server.public_base_url);
+    let url = format!("{}/i/{token}", live.settings.server.public_base_url);
     let email = if new.send_email {
-        send_email(state, tenant, &new, &url, &jti, exp).await
+        send_email(state, live, tenant, &new, &url, &jti, exp).await
     } else {
         EmailStatus::not_requested()
     };
@@ -215,6 +216,7 @@ pub async fn create(
 /// happens here: a failure is reported in `email.status`, never as an error.
 async fn send_email(
     state: &AppState,
+    live: &Live,
     tenant: &Tenant,
     new: &NewInvite,
     url: &str,
@@ -222,7 +224,7 @@ async fn send_email(
     exp: i64,
 ) -> EmailStatus {
     let name = &tenant.module.invite_email_template;
-    let Some(template) = state.mailer.template(name) else {
+    let Some(template) = live.mailer.template(name) else {
         return EmailStatus::failed(format!("the email template {name:?} is not loaded"));
     };
     let language =
@@ -246,7 +248,7 @@ async fn send_email(
                 content,
                 jti,
             };
-            state.mailer.send(&message).await.map_err(|e| e.0)
+            live.mailer.send(&message).await.map_err(|e| e.0)
         }
         Err(problem) => Err(format!(
             "the email template {name:?} could not be rendered: {problem}"

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{Invite, rfc3339, verify_invite};
 use crate::domain::{InviteeRole, MediaType};
 use crate::error::ApiError;
-use crate::state::{AppState, Tenant};
+use crate::state::{AppState, Live, Tenant};
 use crate::store::{LONGEST_LINK_LIFE_SECONDS, Scope, UseStore, unix_now};
 
 /// 200 body of `POST /v1/invites/introspect`.
@@ -55,8 +55,8 @@ impl Introspection {
 }
 
 /// Verifies `token` for `tenant`; a token of another tenant does not verify for it.
-fn verify_for<'a>(state: &'a AppState, tenant: &Tenant, token: &str) -> Option<Invite<'a>> {
-    verify_invite(state, token)
+fn verify_for<'a>(live: &'a Live, tenant: &Tenant, token: &str) -> Option<Invite<'a>> {
+    verify_invite(live, token)
         .ok()
         .filter(|invite| invite.tenant.id == tenant.id)
 }
@@ -65,17 +65,18 @@ fn verify_for<'a>(state: &'a AppState, tenant: &Tenant, token: &str) -> Option<I
 /// expired, revoked, locked, exhausted, active.
 pub async fn introspect(
     state: &AppState,
+    live: &Live,
     tenant: &Tenant,
     token: &str,
 ) -> Result<Introspection, ApiError> {
-    let Some(invite) = verify_for(state, tenant, token) else {
+    let Some(invite) = verify_for(live, tenant, token) else {
         return Ok(Introspection::invalid());
     };
     let status = state
-        .timed("status", state.store.status(&invite.link_ref(state), None))
+        .timed("status", state.store.status(&invite.link_ref(live), None))
         .await?;
     let claims = &invite.token.claims;
-    let link_state = match invite.check_time(unix_now(), state.leeway()) {
+    let link_state = match invite.check_time(unix_now(), live.leeway()) {
         Err(ApiError::NotYetValid) => "not_yet_valid",
         Err(_) => "expired",
         Ok(()) if status.revoked => "revoked",
@@ -101,12 +102,13 @@ pub async fn introspect(
 /// Revokes the link `token` names; 404 when it does not verify for `tenant`. Returns its id.
 pub async fn revoke_token(
     state: &AppState,
+    live: &Live,
     tenant: &Tenant,
     token: &str,
 ) -> Result<String, ApiError> {
-    let invite = verify_for(state, tenant, token).ok_or(ApiError::NotFound)?;
+    let invite = verify_for(live, tenant, token).ok_or(ApiError::NotFound)?;
     let claims = &invite.token.claims;
-    let keep_seconds = (claims.exp + state.leeway() - unix_now()).max(1);
+    let keep_seconds = (claims.exp + live.leeway() - unix_now()).max(1);
     state
         .timed(
             "revoke",
@@ -121,13 +123,18 @@ pub async fn revoke_token(
 
 /// Revokes a link by id. Without its token the expiry is unknown, so the marker is kept for
 /// the longest life any link can have, whatever `LinkDuration` is now.
-pub async fn revoke_id(state: &AppState, tenant: &Tenant, jti: &str) -> Result<(), ApiError> {
+pub async fn revoke_id(
+    state: &AppState,
+    live: &Live,
+    tenant: &Tenant,
+    jti: &str,
+) -> Result<(), ApiError> {
     state
         .timed(
             "revoke",
             state
                 .store
-                .revoke_link(&tenant.id, jti, longest_marker_life(state)),
+                .revoke_link(&tenant.id, jti, longest_marker_life(live)),
         )
         .await?;
     tracing::info!(tenant = %tenant.id, jti = %jti, "invite revoked by id");
@@ -139,6 +146,7 @@ pub async fn revoke_id(state: &AppState, tenant: &Tenant, jti: &str) -> Result<(
 /// must stay revoked). Returns the effective moment.
 pub async fn revoke_scope(
     state: &AppState,
+    live: &Live,
     tenant: &Tenant,
     scope: &Scope,
 ) -> Result<i64, ApiError> {
@@ -147,7 +155,7 @@ pub async fn revoke_scope(
             "revoke",
             state
                 .store
-                .revoke_scope(&tenant.id, scope, unix_now(), longest_marker_life(state)),
+                .revoke_scope(&tenant.id, scope, unix_now(), longest_marker_life(live)),
         )
         .await?;
     tracing::info!(tenant = %tenant.id, scope = scope.name(), "scope revoked");
@@ -155,6 +163,6 @@ pub async fn revoke_scope(
 }
 
 /// Seconds a marker by id or by scope lives: the longest link life plus the leeway.
-fn longest_marker_life(state: &AppState) -> i64 {
-    LONGEST_LINK_LIFE_SECONDS + state.leeway()
+fn longest_marker_life(live: &Live) -> i64 {
+    LONGEST_LINK_LIFE_SECONDS + live.leeway()
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::domain::{InviteeRole, MediaType, UseLimit};
 use crate::error::ApiError;
-use crate::state::{AppState, Tenant};
+use crate::state::{AppState, Live, Tenant};
 use crate::store::{LinkRef, StoreError, unix_now};
 use crate::tokens::VerifiedInvite;
 use crate::tokens::invite;
@@ -45,7 +45,7 @@ pub struct Invite<'a> {
 impl Invite<'_> {
     /// The store's view of this link: what is kept about it lives its remaining life plus the
     /// leeway, as a relative TTL.
-    pub fn link_ref(&self, state: &AppState) -> LinkRef<'_> {
+    pub fn link_ref(&self, live: &Live) -> LinkRef<'_> {
         let c = &self.token.claims;
         LinkRef {
             tenant: &c.tid,
@@ -54,8 +54,8 @@ impl Invite<'_> {
             inviter_id: &c.inv,
             iat: c.iat,
             max: self.max,
-            keep_seconds: (c.exp + state.leeway() - unix_now()).max(1),
-            max_attempts: state.settings.security.max_email_attempts,
+            keep_seconds: (c.exp + live.leeway() - unix_now()).max(1),
+            max_attempts: live.settings.security.max_email_attempts,
         }
     }
 
@@ -83,10 +83,10 @@ impl Invite<'_> {
 
 /// Verifies a token and finds its tenant: `malformed_token`, then `invalid_token` (signature,
 /// kid, alg, typ, iss, aud, unknown tenant, claims of an unknown shape).
-pub fn verify_invite<'a>(state: &'a AppState, token: &str) -> Result<Invite<'a>, ApiError> {
-    let verified = invite::verify(&state.invite_keys, &state.settings.tokens.issuer, token)?;
+pub fn verify_invite<'a>(live: &'a Live, token: &str) -> Result<Invite<'a>, ApiError> {
+    let verified = invite::verify(&live.invite_keys, &live.settings.tokens.issuer, token)?;
     let claims = &verified.claims;
-    let tenant = state
+    let tenant = live
         .tenant(&claims.tid)
         .cloned()
         .ok_or(ApiError::InvalidToken)?;
@@ -104,18 +104,13 @@ pub fn verify_invite<'a>(state: &'a AppState, token: &str) -> Result<Invite<'a>,
 
 /// Verifies a token and checks it may be used now: `malformed_token`, `invalid_token`,
 /// `module_disabled`, `not_yet_valid`, `expired`, in that order.
-pub fn open_invite<'a>(state: &'a AppState, token: &str) -> Result<Invite<'a>, ApiError> {
-    let invite = verify_invite(state, token)?;
-    invite.check_usable(state.leeway())?;
+pub fn open_invite<'a>(live: &'a Live, token: &str) -> Result<Invite<'a>, ApiError> {
+    let invite = verify_invite(live, token)?;
+    invite.check_usable(live.leeway())?;
     Ok(invite)
 }
 
 impl AppState {
-    /// Token leeway, seconds.
-    pub fn leeway(&self) -> i64 {
-        self.settings.tokens.leeway_seconds as i64
-    }
-
     /// Runs a store operation, recording its latency and failure.
     pub async fn timed<T>(
         &self,

@@ -16,7 +16,7 @@ use super::{Invite, open_invite, rfc3339};
 use crate::domain::invite::{FieldErrors, device_id, display_text};
 use crate::domain::{EmailAddress, InviteeRole, MediaType};
 use crate::error::ApiError;
-use crate::state::{AppState, Tenant};
+use crate::state::{AppState, Live, Tenant};
 use crate::store::{FailedAttempt, LinkRef, Redemption, UseStore, unix_now};
 use crate::tokens::{GrantClaims, random_id, sign_grant};
 
@@ -93,12 +93,16 @@ pub struct Participant {
 }
 
 /// Redeems a link, recording the outcome in metrics and logs.
-pub async fn redeem(state: &AppState, mut request: RedeemRequest) -> Result<Redeemed, ApiError> {
+pub async fn redeem(
+    state: &AppState,
+    live: &Live,
+    mut request: RedeemRequest,
+) -> Result<Redeemed, ApiError> {
     // Made before anything can fail, so a 503 can name it: a retry with it re-enters instead
     // of spending a second use if the first attempt did count.
     let device = request.device_id.get_or_insert_with(random_id).clone();
     let mut tenant = None;
-    let result = match redeem_checked(state, request, &mut tenant).await {
+    let result = match redeem_checked(state, live, request, &mut tenant).await {
         Err(ApiError::StoreUnavailable { .. }) => Err(ApiError::StoreUnavailable {
             device_id: Some(device),
         }),
@@ -121,13 +125,14 @@ pub async fn redeem(state: &AppState, mut request: RedeemRequest) -> Result<Rede
 
 async fn redeem_checked(
     state: &AppState,
+    live: &Live,
     request: RedeemRequest,
     tenant_label: &mut Option<Arc<Tenant>>,
 ) -> Result<Redeemed, ApiError> {
     let Some(token) = request.token.as_deref() else {
         return Err(ApiError::invalid("token", "is required"));
     };
-    let invite = open_invite(state, token)?;
+    let invite = open_invite(live, token)?;
     *tenant_label = Some(Arc::clone(&invite.tenant));
     let personal = invite.token.personal_data()?;
 
@@ -156,7 +161,7 @@ async fn redeem_checked(
         ));
     };
 
-    let link = invite.link_ref(state);
+    let link = invite.link_ref(live);
     // A bound link's grant carries the invited address as the inviter typed it.
     let email = if personal.is_open() {
         email
@@ -189,7 +194,7 @@ async fn redeem_checked(
         Redemption::Exhausted { .. } => return Err(ApiError::Exhausted),
     };
     let mut redeemed = grant(
-        state, &invite, email, first_name, last_name, device, uses, reentry,
+        live, &invite, email, first_name, last_name, device, uses, reentry,
     )?;
     redeemed.media_title = personal.title;
     Ok(redeemed)
@@ -217,7 +222,7 @@ async fn count_failed_attempt(state: &AppState, link: &LinkRef<'_>) -> ApiError 
 
 #[allow(clippy::too_many_arguments)]
 fn grant(
-    state: &AppState,
+    live: &Live,
     invite: &Invite<'_>,
     email: EmailAddress,
     first_name: String,
@@ -229,10 +234,10 @@ fn grant(
     let claims = &invite.token.claims;
     let tenant = &invite.tenant;
     let now = unix_now();
-    let exp = now + state.settings.tokens.grant_ttl_seconds as i64;
+    let exp = now + live.settings.tokens.grant_ttl_seconds as i64;
     let participant_id = participant_id(&tenant.id, &email);
     let grant_claims = GrantClaims {
-        iss: state.settings.tokens.issuer.clone(),
+        iss: live.settings.tokens.issuer.clone(),
         aud: tenant.grant_audience.clone(),
         sub: participant_id.clone(),
         jti: random_id(),
@@ -246,7 +251,7 @@ fn grant(
         email: email.to_string(),
         ivt: claims.jti.clone(),
     };
-    let grant = sign_grant(&state.grant_keys, &grant_claims)
+    let grant = sign_grant(&live.grant_keys, &grant_claims)
         .map_err(|e| ApiError::Internal(format!("grant signing: {e:?}")))?;
     Ok(Redeemed {
         grant,

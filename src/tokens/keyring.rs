@@ -218,6 +218,24 @@ impl Keyring {
     pub fn keys(&self) -> &[Key] {
         &self.keys
     }
+
+    /// Tells rings apart without revealing a secret: each key's id, algorithm and either its
+    /// public key or its MAC of a fixed text. A reload compares these to see whether a key
+    /// file's content changed.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for key in &self.keys {
+            out.extend_from_slice(key.kid.as_bytes());
+            out.extend_from_slice(format!("{:?}", key.alg).as_bytes());
+            if let Some(mac) = &key.hmac {
+                out.extend_from_slice(hmac::sign(mac, b"invitetomedia key fingerprint").as_ref());
+            }
+            if let Some(pair) = &key.ed25519 {
+                out.extend_from_slice(pair.public_key().as_ref());
+            }
+        }
+        out
+    }
 }
 
 fn load_key(

@@ -15,10 +15,11 @@ async fn a_participant_joins_in_a_real_browser() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let extra = format!("[tenants.demo]\naccept_url = \"{base}/demo/accept\"");
-    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra)
-        .replace("port = 0", &format!("port = {port}"))
-        .replace("https://invites.example.test", &base);
-    let app = spawn_configured(&toml).await;
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
+    let overrides = Overrides::new()
+        .set("server.port", port)
+        .set("server.public_base_url", &base);
+    let app = spawn_overridden(&toml, &overrides).await;
     let token = app
         .create_token(json!({ "invitee": { "role": "speaker" } }))
         .await;

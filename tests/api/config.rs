@@ -17,6 +17,7 @@ fn load(app_env: &str, toml: &str, env: &[(&str, &str)]) -> Result<Settings, Str
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         ),
+        tenants_dir: None,
     })
     .map_err(|e| e.to_string())
 }
@@ -26,7 +27,7 @@ fn embedded_defaults_load() {
     let settings = load("development", "", &[]).unwrap();
     assert_eq!(settings.server.port, 8080);
     let demo = &settings.tenants["demo"];
-    let module = demo.module_settings("demo").unwrap();
+    let module = &demo.invitetomedia;
     assert!(module.enable);
     assert_eq!(module.link_duration, 1440);
     assert_eq!(module.invite_email_template, "invite");
@@ -65,7 +66,7 @@ fn environment_overrides_match_keys_case_insensitively() {
     )
     .unwrap();
     assert_eq!(settings.server.port, 9000);
-    let module = settings.tenants["demo"].module_settings("demo").unwrap();
+    let module = &settings.tenants["demo"].invitetomedia;
     assert_eq!(
         module.link_duration, 60,
         "the environment wins over every file"
@@ -188,11 +189,23 @@ fn configuration_errors_name_the_key() {
     assert!(err.contains("nonsense"), "{err}");
 }
 
+/// Builds the state of a configuration: keys, templates, store.
+fn build(
+    settings: Settings,
+) -> Result<invitetomedia::state::AppState, invitetomedia::settings::ConfigError> {
+    let configured_tenants_dir = settings.tenants_dir.clone();
+    invitetomedia::startup::build_state(invitetomedia::settings::Loaded {
+        settings,
+        watched: Default::default(),
+        configured_tenants_dir,
+    })
+}
+
 /// Loads and builds (keys included) a production configuration with these environment
 /// overrides and, if given, this invite secret.
 fn production(env: &[(&str, &str)], secret: Option<&str>) -> Result<Settings, String> {
     let settings = load("production", &production_toml(secret, "", ""), env)?;
-    invitetomedia::startup::build_state(settings.clone()).map_err(|e| e.to_string())?;
+    build(settings.clone()).map_err(|e| e.to_string())?;
     Ok(settings)
 }
 
@@ -279,7 +292,7 @@ fn production_refuses_what_would_hurt_a_deployment() {
         &[],
     )
     .unwrap();
-    invitetomedia::startup::build_state(dev).unwrap();
+    build(dev).unwrap();
 }
 
 #[test]
@@ -371,12 +384,7 @@ fn the_kubernetes_config_map_is_a_valid_production_configuration() {
         .join("\n");
     let settings = load("production", &toml, &[]).unwrap();
     assert_eq!(settings.server.host, "0.0.0.0");
-    assert!(
-        settings.tenants["acme"]
-            .module_settings("acme")
-            .unwrap()
-            .enable
-    );
+    assert!(settings.tenants["acme"].invitetomedia.enable);
     assert!(
         !settings.tenants.contains_key("demo"),
         "production has no demo tenant"

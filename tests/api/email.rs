@@ -8,6 +8,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use invitetomedia::tokens::random_id;
 
 /// What the relay does with the next request.
 #[derive(Debug, Clone, Copy)]
@@ -258,12 +259,18 @@ async fn the_log_transport_sends() {
 
 #[tokio::test]
 async fn a_missing_or_broken_template_stops_start_up() {
+    // A file in templates_dir replaces the compiled-in template of its name, broken or not.
+    let dir = std::env::temp_dir().join(format!("itm-tpl-{}", &random_id()[..8]));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir(dir.clone());
+    std::fs::write(dir.join("invite.toml"), "templateName = \"other\"\n").unwrap();
+    let broken = format!("[email]\ntemplates_dir = \"{}\"", dir.display());
     for (extra, needle) in [
         (
             "[tenants.demo.invitetomedia]\ninviteEmailTemplate = \"nosuch\"",
             "nosuch.toml",
         ),
-        ("[email]\ntemplates_dir = \"tests\"", "invite.toml"),
+        (broken.as_str(), "invite.toml"),
     ] {
         let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "x", extra);
         let err = invitetomedia::startup::Application::build(load_settings(&toml))
@@ -276,4 +283,12 @@ async fn a_missing_or_broken_template_stops_start_up() {
             "{err}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_committed_templates_are_compiled_in() {
+    // A templates_dir without invite.toml: the compiled-in one sends.
+    let app = spawn_with(Backend::Memory, "[email]\ntemplates_dir = \"tests\"").await;
+    let reply = app.create(&email_body("fr")).await;
+    assert_eq!(reply.body["email"], json!({ "status": "sent" }));
 }

@@ -171,7 +171,7 @@ pub struct RedisCluster {
 }
 
 /// A directory removed on drop (cluster nodes write their nodes.conf there).
-struct TempDir(std::path::PathBuf);
+pub struct TempDir(pub std::path::PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -280,6 +280,18 @@ pub enum Backend {
 
 /// The test configuration layered over config/default.toml.
 pub fn test_toml(backend: Backend, redis_url: &str, prefix: &str, extra: &str) -> String {
+    let invite_keys = format!("{{ kid = \"i1\", alg = \"HS256\", secret = \"{INVITE_SECRET}\" }}");
+    test_toml_with_keys(backend, redis_url, prefix, &invite_keys, extra)
+}
+
+/// [`test_toml`] with these invite keys (the items of the `keys.invite` list).
+pub fn test_toml_with_keys(
+    backend: Backend,
+    redis_url: &str,
+    prefix: &str,
+    invite_keys: &str,
+    extra: &str,
+) -> String {
     let (backend, nodes) = match backend {
         Backend::Memory => ("memory", String::new()),
         Backend::Redis => ("redis", String::new()),
@@ -306,7 +318,7 @@ key_prefix = "{prefix}"
 # both cores loaded). The outage tests prove the bound with a Redis that never answers.
 timeout_ms = 2000
 [keys]
-invite = [ {{ kid = "i1", alg = "HS256", secret = "{INVITE_SECRET}" }} ]
+invite = [ {invite_keys} ]
 grant = [ {{ kid = "g1", alg = "EdDSA", private_key_pem = """{pem}""" }} ]
 [tenants.acme]
 name = "Acme College"
@@ -362,16 +374,56 @@ grant_audience = "acme-platform"
     )
 }
 
-/// Loads settings the way the binary does, with the test layer and no process environment.
-pub fn load_settings(toml: &str) -> Settings {
-    Settings::load(&LoadOptions {
+/// Typed overrides of a configuration: dotted keys and values, applied by the loader's
+/// environment layer (`server.port` becomes `INVITETOMEDIA__SERVER__PORT`), so no test edits
+/// TOML text. A list is given as its comma-separated items.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides(Vec<(String, String)>);
+
+impl Overrides {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` (dotted, as in the documentation) to `value`.
+    pub fn set(mut self, key: &str, value: impl ToString) -> Self {
+        self.0.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    /// The overrides as environment variables.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|(key, value)| {
+                let name = format!("INVITETOMEDIA__{}", key.replace('.', "__").to_uppercase());
+                (name, value.clone())
+            })
+            .collect()
+    }
+}
+
+/// The loader's options for a test configuration: the test layer, overrides as the environment.
+pub fn test_options(toml: &str, overrides: &Overrides) -> LoadOptions {
+    LoadOptions {
         config_dir: "config".into(),
         app_env: "test".into(),
         extra_file: None,
         extra_toml: Some(toml.to_owned()),
-        env: Some(Default::default()),
-    })
-    .expect("test settings are valid")
+        env: Some(overrides.vars().into_iter().collect()),
+        tenants_dir: None,
+    }
+}
+
+/// Loads settings the way the binary does, with the test layer and no process environment.
+pub fn load_settings(toml: &str) -> Settings {
+    load_overridden(toml, &Overrides::new())
+}
+
+/// [`load_settings`] with overrides.
+pub fn load_overridden(toml: &str, overrides: &Overrides) -> Settings {
+    Settings::load(&test_options(toml, overrides)).expect("test settings are valid")
 }
 
 /// A running app and a client for it.
@@ -407,11 +459,16 @@ pub async fn spawn_with(backend: Backend, extra: &str) -> TestApp {
 
 /// Starts an app from a full test configuration.
 pub async fn spawn_configured(toml: &str) -> TestApp {
+    spawn_overridden(toml, &Overrides::new()).await
+}
+
+/// Starts an app from a full test configuration with overrides.
+pub async fn spawn_overridden(toml: &str, overrides: &Overrides) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         // The writer flushes whenever its queue empties; it lives as long as the test process.
         std::mem::forget(invitetomedia::telemetry::init(false));
     }
-    let app = Application::build(load_settings(toml))
+    let app = Application::build(load_overridden(toml, overrides))
         .await
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -550,6 +607,11 @@ impl TestApp {
         self.post("/v1/invites", Some(DEMO_KEY), body).await
     }
 
+    /// POST /v1/invites with `key`.
+    pub async fn create_as(&self, key: &str, body: &Value) -> Reply {
+        self.post("/v1/invites", Some(key), body).await
+    }
+
     /// Creates a link with `key`, asserting 201, and returns its token.
     pub async fn create_token_as(&self, key: &str, body: &Value) -> String {
         let reply = self.post("/v1/invites", Some(key), body).await;
@@ -624,7 +686,7 @@ pub fn mint_invite(app: &TestApp, tid: &str, changes: Value) -> String {
         last_name: "L".into(),
         ..Default::default()
     };
-    mint(&app.state.invite_keys, claims, &personal).unwrap()
+    mint(&app.state.live().invite_keys, claims, &personal).unwrap()
 }
 
 /// The real `invitetomedia` binary on `port`, started from a config file and ready.
@@ -640,26 +702,102 @@ pub struct Binary {
     _dir: TempDir,
 }
 
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Binary {
     /// POST JSON with an optional API key.
     pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Reply {
         post_json(&self.client, &format!("{}{path}", self.base), key, body).await
     }
+
+    /// GET with an optional API key.
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// The value of one series of `/metrics` (name with its labels, as exposed).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
+    /// The log so far (with `capture_log`).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
-/// Starts the binary with `toml` (whose `[server] port` is `port`) as `INVITETOMEDIA_CONFIG`;
-/// with `capture_log` its stdout goes to `Binary::log` at `RUST_LOG=debug`.
+/// Waits until `check` holds, polling; fails with `what` after a minute. Only turns a hang into
+/// a failure: nothing is asserted about how soon.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts the binary with `toml` as `INVITETOMEDIA_CONFIG`, listening on `port`; with
+/// `capture_log` its stdout goes to `Binary::log` at `RUST_LOG=debug`.
 pub async fn spawn_binary(toml: &str, port: u16, capture_log: bool) -> Binary {
+    spawn_binary_with(toml, port, &Overrides::new(), capture_log).await
+}
+
+/// [`spawn_binary`] with overrides (given as the environment variables the binary reads).
+pub async fn spawn_binary_with(
+    toml: &str,
+    port: u16,
+    overrides: &Overrides,
+    capture_log: bool,
+) -> Binary {
     let dir = std::env::temp_dir().join(format!("itm-bin-{port}-{}", &random_id()[..6]));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("config.toml");
     std::fs::write(&file, toml).unwrap();
-    let log = dir.join("service.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_invitetomedia"));
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("INVITETOMEDIA_CONFIG", &file)
+        .env("INVITETOMEDIA_CONFIG", &file);
+    start_binary(command, dir, port, overrides, capture_log).await
+}
+
+/// Starts `command` (the binary, its configuration in place) on `port` with `overrides`, and
+/// waits until it is ready. `dir` is removed when the `Binary` drops.
+pub async fn start_binary(
+    mut command: Command,
+    dir: std::path::PathBuf,
+    port: u16,
+    overrides: &Overrides,
+    capture_log: bool,
+) -> Binary {
+    let log = dir.join("service.log");
+    command
         .env_remove("APP_ENV")
+        .env("INVITETOMEDIA__SERVER__PORT", port.to_string())
+        .envs(overrides.vars())
         .stderr(Stdio::null());
     if capture_log {
         command
@@ -671,7 +809,7 @@ pub async fn spawn_binary(toml: &str, port: u16, capture_log: bool) -> Binary {
     let child = command.spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while client
         .get(format!("{base}/readyz"))
         .send()

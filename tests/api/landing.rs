@@ -219,7 +219,7 @@ async fn joining_hands_the_grant_to_the_platform() {
     assert!(joined.body.contains(&format!("<script nonce=\"{nonce}\">")));
     let grant = joined.input("grant");
     let claims = verify_grant(
-        &app.state.grant_keys,
+        &app.state.live().grant_keys,
         "invitetomedia",
         &["demo-platform"],
         0,
@@ -346,9 +346,9 @@ async fn time_module_and_store_outcomes() {
 
 #[tokio::test]
 async fn a_fresh_or_invalid_cookie_is_replaced() {
-    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "c", "")
-        .replace("https://invites.example.test", "http://127.0.0.1:1");
-    let app = spawn_configured(&toml).await;
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "c", "");
+    let overrides = Overrides::new().set("server.public_base_url", "http://127.0.0.1:1");
+    let app = spawn_overridden(&toml, &overrides).await;
     let token = app.create_token(json!({})).await;
     let html = page(&app, "GET", &token, Some("itm_device=bad!"), &[]).await;
     let cookie = html.device_cookie().expect("an invalid cookie is replaced");

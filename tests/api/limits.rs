@@ -161,11 +161,9 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn cors_for_configured_origins_only() {
-    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "c", "").replace(
-        "port = 0",
-        "port = 0\ncors_allowed_origins = [\"https://app.example\"]",
-    );
-    let app = spawn_configured(&toml).await;
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "c", "");
+    let overrides = Overrides::new().set("server.cors_allowed_origins", "https://app.example");
+    let app = spawn_overridden(&toml, &overrides).await;
     let allowed = preflight(&app, "https://app.example").await;
     assert_eq!(allowed.status().as_u16(), 204);
     let h = allowed.headers();

@@ -11,8 +11,7 @@ use crate::helpers::*;
 async fn logs_carry_ids_not_tokens_or_secrets() {
     let redis = RedisServer::start();
     let port = free_port();
-    let toml = test_toml(Backend::Redis, &redis.url(), "l", "")
-        .replace("port = 0", &format!("port = {port}"));
+    let toml = test_toml(Backend::Redis, &redis.url(), "l", "");
     let mut bin = spawn_binary(&toml, port, true).await;
     // Create with an email (log transport prints the message), open, join, redeem, revoke.
     let mut body = invite_body();

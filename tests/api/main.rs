@@ -15,6 +15,7 @@ mod logs;
 mod ops;
 mod outage;
 mod redeem;
+mod reload;
 mod revocation;
 mod scale;
 mod security;

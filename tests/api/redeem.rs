@@ -37,7 +37,7 @@ async fn bound_link_grants_once_then_reenters_free(backend: Backend) {
     // The grant verifies against the published keys, for the tenant's audience.
     let grant = b["grant"].as_str().unwrap();
     let claims = verify_grant(
-        &app.state.grant_keys,
+        &app.state.live().grant_keys,
         "invitetomedia",
         &["demo-platform"],
         0,

@@ -109,10 +109,7 @@ mod replicas_on {
 /// The test configuration with the invite key list replaced.
 fn with_invite_keys(keys: &str) -> String {
     let prefix = format!("k{}", &invitetomedia::tokens::random_id()[..8]);
-    test_toml(Backend::Redis, &shared_redis().url(), &prefix, "").replace(
-        &format!("invite = [ {{ kid = \"i1\", alg = \"HS256\", secret = \"{INVITE_SECRET}\" }} ]"),
-        &format!("invite = [ {keys} ]"),
-    )
+    test_toml_with_keys(Backend::Redis, &shared_redis().url(), &prefix, keys, "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,23 +148,18 @@ async fn sigterm_drains_in_flight_redemptions() {
     let redis = RedisServer::start();
     let port = free_port();
     let prefix = format!("g{}", &invitetomedia::tokens::random_id()[..8]);
-    let toml = test_toml(Backend::Redis, &redis.url(), &prefix, "")
-        .replace(
-            "port = 0",
-            &format!("port = {port}\ndrain_delay_seconds = 2\nshutdown_timeout_seconds = 10"),
-        )
-        .replace("timeout_ms = 2000", "timeout_ms = 5000");
-    let bin = spawn_binary(&toml, port, false).await;
+    let toml = test_toml(Backend::Redis, &redis.url(), &prefix, "");
+    let overrides = Overrides::new()
+        .set("server.drain_delay_seconds", 2)
+        .set("server.shutdown_timeout_seconds", 10)
+        .set("store.timeout_ms", 5000);
+    let mut bin = spawn_binary_with(&toml, port, &overrides, false).await;
     let created = bin
         .post("/v1/invites", Some(DEMO_KEY), &invite_body())
         .await;
     let token = created.body["token"].as_str().unwrap().to_owned();
-    let Binary {
-        mut child,
-        base,
-        client,
-        ..
-    } = bin;
+    let (base, client) = (bin.base.clone(), bin.client.clone());
+    let pid = bin.child.id().to_string();
 
     // A redemption is in flight (Redis frozen) when SIGTERM arrives.
     redis.pause();
@@ -191,7 +183,7 @@ async fn sigterm_drains_in_flight_redemptions() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &pid])
             .status()
             .unwrap()
             .success()
@@ -214,7 +206,7 @@ async fn sigterm_drains_in_flight_redemptions() {
     let (status, body) = in_flight.await.unwrap();
     assert_eq!(status, 200, "the in-flight redemption completed: {body}");
     assert_eq!(body["invite"]["uses"], 1);
-    let exit = tokio::task::spawn_blocking(move || child.wait())
+    let exit = tokio::task::spawn_blocking(move || bin.child.wait())
         .await
         .unwrap()
         .unwrap();
