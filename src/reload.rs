@@ -10,8 +10,9 @@
 //! directory tells of the change.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use actix_web::web;
@@ -115,9 +116,17 @@ pub fn spawn(state: web::Data<AppState>, mut options: LoadOptions) {
     let trigger = Arc::new(Notify::new());
     spawn_sighup(Arc::clone(&trigger));
     let events = Arc::clone(&trigger);
+    let named = Arc::new(RwLock::new(named_files(&state.live(), &options)));
+    let watched_names = Arc::clone(&named);
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Reading a file (our own reload included) is no change.
-        if event.is_ok_and(|e| !matches!(e.kind, EventKind::Access(_))) {
+        // Reading a file (our own reload included) is no change, and neither is a change of
+        // another file that shares a directory (a log, an editor's swap file).
+        let Ok(event) = event else { return };
+        if matches!(event.kind, EventKind::Access(_)) {
+            return;
+        }
+        let names = watched_names.read().unwrap_or_else(PoisonError::into_inner);
+        if event.paths.iter().any(|path| matters(path, &names)) {
             events.notify_one();
         }
     });
@@ -143,10 +152,35 @@ pub fn spawn(state: web::Data<AppState>, mut options: LoadOptions) {
             if result.is_ok()
                 && let Some(w) = watcher.as_mut()
             {
-                watch(w, &mut watching, &state.live().watched);
+                let live = state.live();
+                watch(w, &mut watching, &live.watched);
+                *named.write().unwrap_or_else(PoisonError::into_inner) =
+                    named_files(&live, &options);
             }
         }
     });
+}
+
+/// The names of files that matter whatever they are called: the configuration file and the
+/// key files. Besides them, any `.toml` file and any Kubernetes `..data` entry matters.
+fn named_files(live: &Live, options: &LoadOptions) -> BTreeSet<OsString> {
+    options
+        .extra_file
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(live.settings.key_files())
+        .filter_map(|path| path.file_name().map(OsString::from))
+        .collect()
+}
+
+/// Whether a change of `path` may change the configuration.
+fn matters(path: &Path, named: &BTreeSet<OsString>) -> bool {
+    let Some(name) = path.file_name() else {
+        return true;
+    };
+    name.to_string_lossy().starts_with("..")
+        || path.extension().is_some_and(|e| e == "toml")
+        || named.contains(name)
 }
 
 /// Watches the directories of `wanted` not yet watched; stops watching those no longer wanted.
@@ -184,5 +218,44 @@ fn spawn_sighup(trigger: Arc<Notify>) {
         Err(e) => {
             tracing::warn!(error = %e, "cannot handle SIGHUP; configuration reloads on file changes only")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configuration_files_trigger_a_reload() {
+        let named: BTreeSet<OsString> = ["invite-i1", "config.yaml"].map(OsString::from).into();
+        for path in [
+            "/etc/itm/tenants/acme.toml",
+            "/etc/itm/tenants/..data",
+            "/etc/itm/tenants/..data_tmp",
+            "/etc/itm/tenants/..2026_12_03_00_00_00.1",
+            "/run/secrets/invite-i1",
+            "/etc/itm/config.yaml",
+        ] {
+            assert!(matters(Path::new(path), &named), "{path}");
+        }
+        for path in [
+            "/etc/itm/service.log",
+            "/etc/itm/tenants/.acme.toml.swp",
+            "/etc/itm/tenants/acme.tmp-1234",
+            "/run/secrets/grant-old.pem",
+        ] {
+            assert!(!matters(Path::new(path), &named), "{path}");
+        }
+    }
+
+    #[test]
+    fn changed_keys_name_each_differing_key() {
+        let old = serde_json::json!({ "port": 1, "host": "a", "workers": null });
+        let new = serde_json::json!({ "port": 2, "host": "a", "workers": 4 });
+        assert_eq!(
+            changed_keys("server", &old, &new),
+            ["server.port", "server.workers"]
+        );
+        assert!(changed_keys("server", &old, &old).is_empty());
     }
 }

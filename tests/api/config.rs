@@ -372,17 +372,36 @@ async fn settings_endpoint_reports_the_effective_table() {
 
 #[test]
 fn the_kubernetes_config_map_is_a_valid_production_configuration() {
-    let manifest = std::fs::read_to_string("k8s/base/configmap.yaml").unwrap();
-    let block = manifest
-        .split("config.toml: |\n")
-        .nth(1)
-        .expect("the ConfigMap carries config.toml");
-    let toml: String = block
-        .lines()
-        .map(|l| l.strip_prefix("    ").unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let settings = load("production", &toml, &[]).unwrap();
+    // The file a ConfigMap key projects: the block under `<key>: |`, unindented.
+    let projected = |manifest: &str, key: &str| -> String {
+        let manifest = std::fs::read_to_string(manifest).unwrap();
+        let block = manifest
+            .split(&format!("{key}: |\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("the ConfigMap carries {key}"));
+        block
+            .lines()
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let toml = projected("k8s/base/configmap.yaml", "config.toml");
+    let tenants = std::env::temp_dir().join(format!("itm-k8s-{}", std::process::id()));
+    std::fs::create_dir_all(&tenants).unwrap();
+    let _cleanup = TempDir(tenants.clone());
+    std::fs::write(
+        tenants.join("acme.toml"),
+        projected("k8s/base/tenants.yaml", "acme.toml"),
+    )
+    .unwrap();
+    let dir = tenants.display().to_string();
+    let settings = load(
+        "production",
+        &toml,
+        &[("INVITETOMEDIA__TENANTS_DIR", dir.as_str())],
+    )
+    .unwrap();
     assert_eq!(settings.server.host, "0.0.0.0");
     assert!(settings.tenants["acme"].invitetomedia.enable);
     assert!(
