@@ -86,11 +86,10 @@ async fn serve() -> i32 {
     };
     // Held until serve returns: dropping it writes out the last lines (e.g. "stopped").
     let _log_writer = crate::telemetry::init(loaded.settings.is_production());
-    let app = match Application::build_loaded(loaded).await {
+    let app = match Application::build_loaded(loaded, Some(options)).await {
         Ok(app) => app,
         Err(e) => return fail(&e.to_string()),
     };
-    crate::reload::spawn(app.state(), options);
     match app.run_until_signalled().await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -110,7 +110,8 @@ fn changed_keys<T: serde::Serialize>(section: &str, old: &T, new: &T) -> Vec<Str
 }
 
 /// Starts reloading on SIGHUP and on file changes, for the life of the process. `options` are
-/// those the service started with; `tenants_dir` stays the one it started with.
+/// those the service started with; `tenants_dir` stays the one it started with. The signal
+/// handler and the watches are in place when this returns (call it before the server starts).
 pub fn spawn(state: web::Data<AppState>, mut options: LoadOptions) {
     options.tenants_dir = Some(state.live().settings.tenants_dir.clone());
     let trigger = Arc::new(Notify::new());
@@ -137,11 +138,13 @@ pub fn spawn(state: web::Data<AppState>, mut options: LoadOptions) {
             None
         }
     };
+    // Watching starts before this returns, so before the server answers its first request: a
+    // change made once the service is ready is never missed.
+    let mut watching = BTreeSet::new();
+    if let Some(w) = watcher.as_mut() {
+        watch(w, &mut watching, &state.live().watched);
+    }
     actix_web::rt::spawn(async move {
-        let mut watching = BTreeSet::new();
-        if let Some(w) = watcher.as_mut() {
-            watch(w, &mut watching, &state.live().watched);
-        }
         loop {
             trigger.notified().await;
             tokio::time::sleep(SETTLE).await;

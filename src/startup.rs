@@ -91,19 +91,24 @@ pub fn build_state(loaded: Loaded) -> Result<AppState, ConfigError> {
 }
 
 impl Application {
-    /// Builds the state from settings and binds the listener (tests; no files are watched).
+    /// Builds the state from settings and binds the listener (tests; nothing reloads).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let configured_tenants_dir = settings.tenants_dir.clone();
-        Self::build_loaded(Loaded {
+        let loaded = Loaded {
             settings,
             watched: Default::default(),
             configured_tenants_dir,
-        })
-        .await
+        };
+        Self::build_loaded(loaded, None).await
     }
 
-    /// Builds the state from a loaded configuration and binds the listener.
-    pub async fn build_loaded(loaded: Loaded) -> Result<Self, StartupError> {
+    /// Builds the state from a loaded configuration and binds the listener. With `reload`
+    /// (the options it was loaded with), SIGHUP and file changes reload it: both are in place
+    /// before the server answers its first request.
+    pub async fn build_loaded(
+        loaded: Loaded,
+        reload: Option<crate::settings::LoadOptions>,
+    ) -> Result<Self, StartupError> {
         let server = &loaded.settings.server;
         let address = format!("{}:{}", server.host, server.port);
         let listener = TcpListener::bind(&address)?;
@@ -112,6 +117,9 @@ impl Application {
         let policy = crate::health::check_eviction_policy(&state).await?;
         crate::health::probe(&state).await;
         tokio::spawn(crate::health::watch(state.clone(), policy));
+        if let Some(options) = reload {
+            crate::reload::spawn(state.clone(), options);
+        }
         let port = listener.local_addr()?.port();
         let server = Self::run(listener, state.clone())?;
         tracing::info!(port, "listening");
