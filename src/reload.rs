@@ -21,7 +21,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
 use crate::metrics::ReloadOutcome;
-use crate::settings::{ConfigError, LoadOptions, Settings};
+use crate::settings::{ConfigError, LoadOptions, Loaded, Settings};
 use crate::state::{AppState, Live};
 
 /// Quiet time after a file event before reading: an editor's or the kubelet's several steps
@@ -38,52 +38,59 @@ pub enum Reloaded {
 }
 
 /// Loads the configuration again with `options` and, when it is valid and differs, swaps it in.
-/// Counts the outcome; logs what failed (key and file) or which restart-only keys changed.
+/// Logs what failed (key and file) or which restart-only keys changed, then counts the outcome.
 pub fn reload(state: &AppState, options: &LoadOptions) -> Result<Reloaded, ConfigError> {
-    let result = try_reload(state, options);
+    reload_noting(state, options, &mut Interest::default())
+}
+
+/// [`reload`], noting in `seen` what the configuration it read names (even one that then
+/// failed to build), so the watcher also watches for the file that would fix it.
+fn reload_noting(
+    state: &AppState,
+    options: &LoadOptions,
+    seen: &mut Interest,
+) -> Result<Reloaded, ConfigError> {
+    let result = try_reload(state, options, seen);
+    match &result {
+        Ok(Reloaded::Applied(generation)) => {
+            tracing::info!(generation, "configuration reloaded")
+        }
+        Ok(Reloaded::Unchanged) => tracing::debug!("configuration unchanged"),
+        Err(e) => {
+            tracing::error!(error = %e, "configuration reload failed; the previous configuration keeps serving")
+        }
+    }
     let outcome = if result.is_ok() { "ok" } else { "error" };
+    if result.is_ok() {
+        state.metrics.config_reloaded_now();
+    }
     state
         .metrics
         .config_reloads
         .get_or_create(&ReloadOutcome { outcome })
         .inc();
-    match &result {
-        Ok(done) => {
-            state.metrics.config_reloaded_now();
-            if let Reloaded::Applied(generation) = done {
-                tracing::info!(generation, "configuration reloaded");
-            } else {
-                tracing::debug!("configuration unchanged");
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "configuration reload failed; the previous configuration keeps serving")
-        }
-    }
     result
 }
 
-fn try_reload(state: &AppState, options: &LoadOptions) -> Result<Reloaded, ConfigError> {
+fn try_reload(
+    state: &AppState,
+    options: &LoadOptions,
+    seen: &mut Interest,
+) -> Result<Reloaded, ConfigError> {
     let old = state.live();
     let mut loaded = Settings::load_watched(options)?;
-    let mut restart_only = changed_keys("server", &old.settings.server, &loaded.settings.server);
-    restart_only.extend(changed_keys(
-        "store",
-        &old.settings.store,
-        &loaded.settings.store,
-    ));
-    if loaded.configured_tenants_dir != old.settings.tenants_dir {
-        restart_only.push("tenants_dir".to_owned());
-    }
+    *seen = Interest::of(&loaded.settings, &loaded.watched, options);
+    let restart_only = restart_only_changes(&old.settings, &loaded);
+    // `[server]` and `[store]` keep the values the service started with, whatever the files say.
+    loaded.settings.server = old.settings.server.clone();
+    loaded.settings.store = old.settings.store.clone();
+    let live = Live::build(loaded, Some(&old))?;
     if !restart_only.is_empty() {
         tracing::warn!(
             keys = %restart_only.join(", "),
-            "these keys take effect on restart; everything else is applied now"
+            "these keys take effect on restart; everything else is applied"
         );
-        loaded.settings.server = old.settings.server.clone();
-        loaded.settings.store = old.settings.store.clone();
     }
-    let live = Live::build(loaded, Some(&old))?;
     if live.digest == old.digest {
         return Ok(Reloaded::Unchanged);
     }
@@ -94,8 +101,39 @@ fn try_reload(state: &AppState, options: &LoadOptions) -> Result<Reloaded, Confi
     ))
 }
 
-/// The dotted keys under `section` whose values differ (secrets compare by their redacted
-/// form, which is all a warning could name anyway).
+/// The restart-only keys whose values the files now give differently: `[server]`, `[store]`
+/// (URLs compared with their passwords, which their printed form hides) and `tenants_dir`.
+fn restart_only_changes(running: &Settings, loaded: &Loaded) -> Vec<String> {
+    let new = &loaded.settings;
+    let mut keys = changed_keys("server", &running.server, &new.server);
+    keys.extend(changed_keys("store", &running.store, &new.store));
+    let exposed = |s: &Settings| {
+        (
+            s.store.redis_url.expose().to_owned(),
+            s.store
+                .cluster_nodes
+                .iter()
+                .map(|n| n.expose().to_owned())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (old_url, old_nodes) = exposed(running);
+    let (new_url, new_nodes) = exposed(new);
+    for (key, changed) in [
+        ("store.redis_url", old_url != new_url),
+        ("store.cluster_nodes", old_nodes != new_nodes),
+    ] {
+        if changed && !keys.iter().any(|k| k == key) {
+            keys.push(key.to_owned());
+        }
+    }
+    if loaded.configured_tenants_dir != running.tenants_dir {
+        keys.push("tenants_dir".to_owned());
+    }
+    keys
+}
+
+/// The dotted keys under `section` whose printed values differ.
 fn changed_keys<T: serde::Serialize>(section: &str, old: &T, new: &T) -> Vec<String> {
     let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
         (serde_json::to_value(old), serde_json::to_value(new))
@@ -109,71 +147,35 @@ fn changed_keys<T: serde::Serialize>(section: &str, old: &T, new: &T) -> Vec<Str
         .collect()
 }
 
-/// Starts reloading on SIGHUP and on file changes, for the life of the process. `options` are
-/// those the service started with; `tenants_dir` stays the one it started with. The signal
-/// handler and the watches are in place when this returns (call it before the server starts).
-pub fn spawn(state: web::Data<AppState>, mut options: LoadOptions) {
-    options.tenants_dir = Some(state.live().settings.tenants_dir.clone());
-    let trigger = Arc::new(Notify::new());
-    spawn_sighup(Arc::clone(&trigger));
-    let events = Arc::clone(&trigger);
-    let named = Arc::new(RwLock::new(named_files(&state.live(), &options)));
-    let watched_names = Arc::clone(&named);
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Reading a file (our own reload included) is no change, and neither is a change of
-        // another file that shares a directory (a log, an editor's swap file).
-        let Ok(event) = event else { return };
-        if matches!(event.kind, EventKind::Access(_)) {
-            return;
-        }
-        let names = watched_names.read().unwrap_or_else(PoisonError::into_inner);
-        if event.paths.iter().any(|path| matters(path, &names)) {
-            events.notify_one();
-        }
-    });
-    let mut watcher = match watcher {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch configuration files; reload with SIGHUP");
-            None
-        }
-    };
-    // Watching starts before this returns, so before the server answers its first request: a
-    // change made once the service is ready is never missed.
-    let mut watching = BTreeSet::new();
-    if let Some(w) = watcher.as_mut() {
-        watch(w, &mut watching, &state.live().watched);
-    }
-    actix_web::rt::spawn(async move {
-        loop {
-            trigger.notified().await;
-            tokio::time::sleep(SETTLE).await;
-            // Events that arrived while settling are part of this reload.
-            let _ = trigger.notified().now_or_never();
-            let (state2, options2) = (state.clone(), options.clone());
-            let result = tokio::task::spawn_blocking(move || reload(&state2, &options2)).await;
-            if result.is_ok()
-                && let Some(w) = watcher.as_mut()
-            {
-                let live = state.live();
-                watch(w, &mut watching, &live.watched);
-                *named.write().unwrap_or_else(PoisonError::into_inner) =
-                    named_files(&live, &options);
-            }
-        }
-    });
+/// What to watch: directories, and file names that matter whatever they are called (the
+/// configuration file and the key files; besides them any `.toml` file and any Kubernetes
+/// `..data` entry matters).
+#[derive(Debug, Clone, Default)]
+struct Interest {
+    dirs: BTreeSet<PathBuf>,
+    names: BTreeSet<OsString>,
 }
 
-/// The names of files that matter whatever they are called: the configuration file and the
-/// key files. Besides them, any `.toml` file and any Kubernetes `..data` entry matters.
-fn named_files(live: &Live, options: &LoadOptions) -> BTreeSet<OsString> {
-    options
-        .extra_file
-        .iter()
-        .map(PathBuf::as_path)
-        .chain(live.settings.key_files())
-        .filter_map(|path| path.file_name().map(OsString::from))
-        .collect()
+impl Interest {
+    fn of(settings: &Settings, dirs: &BTreeSet<PathBuf>, options: &LoadOptions) -> Self {
+        let names = options
+            .extra_file
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(settings.key_files())
+            .filter_map(|path| path.file_name().map(OsString::from))
+            .collect();
+        Self {
+            dirs: dirs.clone(),
+            names,
+        }
+    }
+
+    fn union(mut self, other: &Interest) -> Self {
+        self.dirs.extend(other.dirs.iter().cloned());
+        self.names.extend(other.names.iter().cloned());
+        self
+    }
 }
 
 /// Whether a change of `path` may change the configuration.
@@ -186,9 +188,90 @@ fn matters(path: &Path, named: &BTreeSet<OsString>) -> bool {
         || named.contains(name)
 }
 
+/// How often the fallback watcher polls, where the kernel's notifications are not available.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// Starts reloading on SIGHUP and on file changes, for the life of the process. `options` are
+/// those the service started with; `tenants_dir` stays the one it started with. The signal
+/// handler and the watches are in place when this returns (call it before the server starts),
+/// and one reload follows at once, for a change made while the service was starting.
+pub fn spawn(state: web::Data<AppState>, mut options: LoadOptions) {
+    options.tenants_dir = Some(state.live().settings.tenants_dir.clone());
+    let trigger = Arc::new(Notify::new());
+    spawn_sighup(Arc::clone(&trigger));
+    let live = state.live();
+    let interest = Interest::of(&live.settings, &live.watched, &options);
+    let names = Arc::new(RwLock::new(interest.names.clone()));
+    let mut watcher = start_watcher(&trigger, &names);
+    let mut watching = BTreeSet::new();
+    if let Some(w) = watcher.as_mut() {
+        watch(w.as_mut(), &mut watching, &interest.dirs);
+    }
+    trigger.notify_one();
+    actix_web::rt::spawn(async move {
+        loop {
+            trigger.notified().await;
+            tokio::time::sleep(SETTLE).await;
+            // Events that arrived while settling are part of this reload.
+            let _ = trigger.notified().now_or_never();
+            let (state2, options2) = (state.clone(), options.clone());
+            let reloaded = tokio::task::spawn_blocking(move || {
+                let mut seen = Interest::default();
+                let _ = reload_noting(&state2, &options2, &mut seen);
+                seen
+            })
+            .await;
+            let Ok(seen) = reloaded else { continue };
+            let live = state.live();
+            let interest = Interest::of(&live.settings, &live.watched, &options).union(&seen);
+            if let Some(w) = watcher.as_mut() {
+                watch(w.as_mut(), &mut watching, &interest.dirs);
+            }
+            *names.write().unwrap_or_else(PoisonError::into_inner) = interest.names.clone();
+        }
+    });
+}
+
+/// The kernel's watcher (inotify on Linux), or one that polls when that cannot start (a node
+/// out of inotify instances); `None` only when neither can, and SIGHUP is then the way.
+fn start_watcher(
+    trigger: &Arc<Notify>,
+    names: &Arc<RwLock<BTreeSet<OsString>>>,
+) -> Option<Box<dyn Watcher + Send>> {
+    let handler = || {
+        let (events, names) = (Arc::clone(trigger), Arc::clone(names));
+        move |event: notify::Result<notify::Event>| {
+            // Reading a file (our own reload included) is no change, and neither is a change
+            // of another file that shares a directory (a log, an editor's swap file).
+            let Ok(event) = event else { return };
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            let names = names.read().unwrap_or_else(PoisonError::into_inner);
+            if event.paths.iter().any(|path| matters(path, &names)) {
+                events.notify_one();
+            }
+        }
+    };
+    match notify::recommended_watcher(handler()) {
+        Ok(w) => return Some(Box::new(w)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch files with the kernel's notifications; polling every 2 s")
+        }
+    }
+    let config = notify::Config::default().with_poll_interval(POLL_EVERY);
+    match notify::PollWatcher::new(handler(), config) {
+        Ok(w) => Some(Box::new(w)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch configuration files; reload with SIGHUP");
+            None
+        }
+    }
+}
+
 /// Watches the directories of `wanted` not yet watched; stops watching those no longer wanted.
 fn watch(
-    watcher: &mut notify::RecommendedWatcher,
+    watcher: &mut (dyn Watcher + Send),
     watching: &mut BTreeSet<PathBuf>,
     wanted: &BTreeSet<PathBuf>,
 ) {
@@ -201,7 +284,11 @@ fn watch(
             Ok(()) => {
                 watching.insert(dir.clone());
             }
-            // A directory that does not exist (no config/ beside the binary) has nothing to watch.
+            // A directory that does not exist (no config/ beside the binary) has nothing to
+            // watch; one that exists and cannot be watched is worth a warning.
+            Err(e) if dir.is_dir() => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch; reload with SIGHUP after changes there")
+            }
             Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "not watched"),
         }
     }

@@ -128,6 +128,8 @@ impl Live {
             .map_err(|e| ConfigError::new("server.public_base_url", e.to_string()))?;
         let mut ctx = Context::new(&SHA256);
         ctx.update(&shared);
+        ctx.update(&invite_keys.fingerprint());
+        ctx.update(&grant_keys.fingerprint());
         ctx.update(
             serde_json::to_string(&settings)
                 .unwrap_or_default()
@@ -174,7 +176,8 @@ impl Live {
 }
 
 /// What every tenant's revision includes: the sections that apply to all tenants, and the
-/// signing keys by id and public part (never a secret).
+/// signing keys by id, algorithm and public key: never anything derived from a secret, since
+/// every tenant reads its revision.
 fn shared_digest(settings: &Settings, invite: &Keyring, grant: &Keyring) -> Vec<u8> {
     let json = serde_json::json!({
         "tokens": settings.tokens,
@@ -183,8 +186,8 @@ fn shared_digest(settings: &Settings, invite: &Keyring, grant: &Keyring) -> Vec<
         "public_base_url": settings.server.public_base_url,
     });
     let mut shared = json.to_string().into_bytes();
-    shared.extend(invite.fingerprint());
-    shared.extend(grant.fingerprint());
+    shared.extend(invite.public_fingerprint());
+    shared.extend(grant.public_fingerprint());
     shared
 }
 

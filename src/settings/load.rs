@@ -429,14 +429,18 @@ fn convert(error: config::ConfigError, layers: &[Lowercased]) -> ConfigError {
             origin,
         ),
         E::NotFound(key) => (key, "is required".to_owned(), None),
-        // A TOML parse error spans lines (the line, a caret): one line for the log.
+        // A TOML parse error quotes the offending line (`2 | secret = "…`), which may hold a
+        // secret: keep the position and the parser's words, on one line, never the quote.
         E::FileParse { uri, cause } => (
             String::new(),
             cause
                 .to_string()
-                .split_whitespace()
+                .lines()
+                .filter(|line| !line.contains('|'))
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
                 .collect::<Vec<_>>()
-                .join(" "),
+                .join(": "),
             uri,
         ),
         other => (String::new(), other.to_string(), None),

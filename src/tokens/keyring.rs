@@ -219,19 +219,27 @@ impl Keyring {
         &self.keys
     }
 
-    /// Tells rings apart without revealing a secret: each key's id, algorithm and either its
-    /// public key or its MAC of a fixed text. A reload compares these to see whether a key
-    /// file's content changed.
-    pub fn fingerprint(&self) -> Vec<u8> {
+    /// What may be shown of the ring: each key's id, algorithm and public key (EdDSA).
+    pub fn public_fingerprint(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for key in &self.keys {
             out.extend_from_slice(key.kid.as_bytes());
             out.extend_from_slice(format!("{:?}", key.alg).as_bytes());
-            if let Some(mac) = &key.hmac {
-                out.extend_from_slice(hmac::sign(mac, b"invitetomedia key fingerprint").as_ref());
-            }
             if let Some(pair) = &key.ed25519 {
                 out.extend_from_slice(pair.public_key().as_ref());
+            }
+        }
+        out
+    }
+
+    /// [`Keyring::public_fingerprint`] and each HS256 key's MAC of a fixed text: tells whether a
+    /// key file's content changed. Derived from the secrets, so it is compared, never shown (a
+    /// shown MAC would let anyone test guesses of a weak secret offline).
+    pub fn fingerprint(&self) -> Vec<u8> {
+        let mut out = self.public_fingerprint();
+        for key in &self.keys {
+            if let Some(mac) = &key.hmac {
+                out.extend_from_slice(hmac::sign(mac, b"invitetomedia key fingerprint").as_ref());
             }
         }
         out
@@ -254,9 +262,20 @@ fn load_key(
     }
     match (purpose, settings.alg.as_str()) {
         (Purpose::Invite, "HS256") => {
-            let secret = match (&settings.secret, &settings.secret_file) {
-                (s, None) if !s.is_empty() => s.expose().to_owned(),
-                (s, Some(path)) if s.is_empty() => read_key_file(&field("secret_file"), path)?,
+            // Errors about the secret name where it came from: the key, and the file if any.
+            let (secret, refuse) = match (&settings.secret, &settings.secret_file) {
+                (s, None) if !s.is_empty() => (
+                    s.expose().to_owned(),
+                    Box::new(|p: String| ConfigError::new(field("secret"), p))
+                        as Box<dyn Fn(String) -> ConfigError>,
+                ),
+                (s, Some(path)) if s.is_empty() => (
+                    read_key_file(&field("secret_file"), path)?,
+                    Box::new(move |p: String| {
+                        ConfigError::new(field("secret_file"), p)
+                            .in_file(path.display().to_string())
+                    }) as Box<dyn Fn(String) -> ConfigError>,
+                ),
                 _ => {
                     return Err(ConfigError::new(
                         field("secret"),
@@ -266,18 +285,14 @@ fn load_key(
             };
             let secret = secret.trim();
             if secret.len() < MIN_HS256_SECRET {
-                return Err(ConfigError::new(
-                    field("secret"),
-                    "an HS256 secret must be at least 32 bytes",
+                return Err(refuse(
+                    "an HS256 secret must be at least 32 bytes".to_owned(),
                 ));
             }
             if production && let Some(word) = placeholder_word(secret) {
-                return Err(ConfigError::new(
-                    field("secret"),
-                    format!(
-                        "contains {word:?}: a placeholder, not a secret (APP_ENV=production; generate one with `invitetomedia keygen --alg HS256`)"
-                    ),
-                ));
+                return Err(refuse(format!(
+                    "contains {word:?}: a placeholder, not a secret (APP_ENV=production; generate one with `invitetomedia keygen --alg HS256`)"
+                )));
             }
             Ok(Key::hs256(kid, secret.as_bytes()))
         }

@@ -409,3 +409,38 @@ fn the_kubernetes_config_map_is_a_valid_production_configuration() {
         "production has no demo tenant"
     );
 }
+
+#[test]
+fn a_syntax_error_never_quotes_the_line() {
+    // The line may hold a secret: the error gives its position and the parser's words only.
+    let err = load(
+        "development",
+        "[keys]\ninvite = [ { kid = \"i1\", alg = \"HS256\", secret = \"do-not-print-me-0123456789abcdef",
+        &[],
+    )
+    .unwrap_err();
+    assert!(!err.contains("do-not-print-me"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+}
+
+#[test]
+fn a_bad_secret_in_a_file_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("itm-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir(dir.clone());
+    let file = dir.join("short");
+    std::fs::write(&file, "too-short").unwrap();
+    let toml = format!(
+        "[keys]\ninvite = [ {{ kid = \"i1\", alg = \"HS256\", secret_file = \"{}\" }} ]",
+        file.display()
+    );
+    let settings = load("development", &toml, &[]).unwrap();
+    let err = build(settings).unwrap_err();
+    assert_eq!(err.key, "keys.invite[0].secret_file");
+    assert_eq!(
+        err.file.as_deref(),
+        Some(file.display().to_string().as_str())
+    );
+    assert!(!err.to_string().contains("too-short"));
+}
