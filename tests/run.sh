@@ -40,3 +40,6 @@ cargo test --locked
 # The benchmark, for a second per phase on the debug build, so the script cannot rot. The real
 # run is `bash tests/load/bench.sh` (release build, see README "Performance").
 BENCH_SECONDS=1 BENCH_QUICK=1 bash tests/load/bench.sh
+# Reloads under load, the same way: a second per run on the debug build; it fails if a reload
+# fails a request or is refused.
+RELOAD_PROFILE=debug RELOAD_SECONDS=1 bash tests/load/reload.sh
