@@ -61,6 +61,7 @@ error_codes! {
     EmailMismatch => "email_mismatch",
     Locked => "locked",
     CrossSiteRequest => "cross_site_request",
+    IdempotencyConflict => "idempotency_conflict",
     RateLimited => "rate_limited",
     StoreUnavailable => "store_unavailable",
     Internal => "internal",
@@ -97,6 +98,8 @@ pub enum ApiError {
     InvalidToken,
     /// 403: the link is not valid yet.
     NotYetValid,
+    /// 409: the `Idempotency-Key` was used with another body.
+    IdempotencyConflict,
     /// 410: the link has expired.
     Expired,
     /// 410: every use of the link is taken.
@@ -168,6 +171,7 @@ impl ApiError {
             Self::EmailMismatch => ErrorCode::EmailMismatch,
             Self::Locked => ErrorCode::Locked,
             Self::CrossSiteRequest => ErrorCode::CrossSiteRequest,
+            Self::IdempotencyConflict => ErrorCode::IdempotencyConflict,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
@@ -197,6 +201,7 @@ impl ApiError {
             Self::EmailMismatch => "Email does not match the invitation",
             Self::Locked => "Link locked",
             Self::CrossSiteRequest => "Request from another site",
+            Self::IdempotencyConflict => "Idempotency key reused",
             Self::RateLimited { .. } => "Too many requests",
             Self::StoreUnavailable { .. } => "Temporarily unavailable",
             Self::Internal(_) => "Internal error",
@@ -226,6 +231,7 @@ impl ApiError {
             Self::EmailMismatch => "This invitation was sent to a different email address.".into(),
             Self::Locked => "This invitation link is locked after too many attempts with a wrong email address. Ask the person who invited you for a new one.".into(),
             Self::CrossSiteRequest => "This form can only be sent from the invitation page itself. Open the invitation link and join from there.".into(),
+            Self::IdempotencyConflict => "This Idempotency-Key was used within the last 24 hours with a different request body: use a new key for a new request.".into(),
             Self::RateLimited { .. } => "Too many requests; try again shortly.".into(),
             Self::StoreUnavailable { .. } => "The service cannot check this link right now; try again in a moment.".into(),
             Self::Internal(_) => "Something went wrong on our side.".into(),
@@ -248,6 +254,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::IdempotencyConflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Expired | Self::Exhausted | Self::Revoked | Self::Locked => StatusCode::GONE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -90,6 +90,15 @@ pub fn identifier(value: &str) -> Result<String, &'static str> {
     Ok(value.to_owned())
 }
 
+/// An `Idempotency-Key` header: 1..=255 visible ASCII characters.
+pub fn idempotency_key(value: &str) -> Result<&str, &'static str> {
+    if (1..=255).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(value)
+    } else {
+        Err("must be 1 to 255 visible ASCII characters")
+    }
+}
+
 /// A device id: 16..=128 characters of `[A-Za-z0-9_-]`.
 pub fn device_id(value: &str) -> Result<String, &'static str> {
     if !DEVICE_ID_CHARS.contains(&value.len())

@@ -199,10 +199,13 @@ async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) ->
     if status.locked {
         return status_page(Some(tenant), &ApiError::Locked);
     }
-    // A device that already redeemed re-enters for free, even on a used-up link.
+    // A device that already redeemed re-enters for free, even on a used-up link. On an open
+    // link a use is a device and an address, and the address is not known before the form is
+    // posted: the form shows, and its answer says whether this participant is in.
     if let UseLimit::Limited(max) = invite.max
         && status.uses >= u64::from(max.get())
         && !status.device_known
+        && !personal.is_open()
     {
         return status_page(Some(tenant), &ApiError::Exhausted);
     }

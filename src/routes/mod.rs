@@ -28,7 +28,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/invites").route(web::post().to(invites::create)))
         .service(web::resource("/v1/invites/introspect").route(web::post().to(invites::introspect)))
         .service(web::resource("/v1/invites/revoke").route(web::post().to(invites::revoke)))
-        .service(web::resource("/v1/invites/{id}").route(web::delete().to(invites::delete)))
+        .service(
+            web::resource("/v1/invites/{id}")
+                .route(web::get().to(invites::get))
+                .route(web::delete().to(invites::delete)),
+        )
         .service(
             web::resource("/v1/redeem")
                 .route(web::post().to(redeem::redeem))

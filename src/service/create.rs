@@ -11,12 +11,12 @@ use crate::domain::{
 use crate::email::{Message, TemplateValues};
 use crate::error::ApiError;
 use crate::state::{AppState, Live, Tenant};
-use crate::store::unix_now;
+use crate::store::{UseStore, unix_now};
 use crate::tokens::{InviteClaims, InvitePersonalData, MAX_TOKEN_LEN, invite, random_id};
 
 /// The create request. Every field is optional here so that a missing one is a 422 naming it,
 /// while a value of the wrong JSON type is a 400.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 pub struct CreateInviteRequest {
     /// The media entry.
     pub media: Option<MediaIn>,
@@ -35,7 +35,7 @@ pub struct CreateInviteRequest {
 }
 
 /// `media` of a create request.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 pub struct MediaIn {
     /// Entry id.
     pub id: Option<String>,
@@ -47,7 +47,7 @@ pub struct MediaIn {
 }
 
 /// `inviter` of a create request.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 pub struct InviterIn {
     /// User id.
     pub id: Option<String>,
@@ -62,7 +62,7 @@ pub struct InviterIn {
 }
 
 /// `invitee` of a create request.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 pub struct InviteeIn {
     /// Invited address; omitted for an open link.
     pub email: Option<String>,
@@ -125,10 +125,55 @@ pub struct CreatedInvite {
     pub role: InviteeRole,
     /// Use limit, `-1` unlimited.
     pub max_uses: i64,
+    /// When the link opens (`nbf`), RFC 3339.
+    pub starts_at: String,
     /// Expiry, RFC 3339.
     pub expires_at: String,
     /// Email outcome.
     pub email: EmailStatus,
+}
+
+/// How long an `Idempotency-Key` is remembered: 24 hours.
+const IDEMPOTENCY_SECONDS: i64 = 24 * 3600;
+
+/// What is remembered of a create under its `Idempotency-Key`: the request's digest, the link
+/// it made (a repeat mints a token for the same link: same id, times, uses, revocation) and,
+/// once known, what became of its email.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Remembered {
+    /// SHA-256 of the request body as parsed, hex.
+    body: String,
+    jti: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    /// `sent`, `failed` or `not_requested`, once the first request knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+}
+
+impl Remembered {
+    /// The email status a repeat answers: the first request's, once it is known.
+    fn email_status(&self) -> EmailStatus {
+        match self.email.as_deref() {
+            Some("sent") => EmailStatus::sent(),
+            Some("failed") => EmailStatus::failed(
+                "the email of the first request with this Idempotency-Key could not be sent",
+            ),
+            Some(_) => EmailStatus::not_requested(),
+            None => EmailStatus {
+                status: "not_requested",
+                detail: Some(
+                    "the first request with this Idempotency-Key is sending the email".to_owned(),
+                ),
+            },
+        }
+    }
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A create request that passed validation.
@@ -146,17 +191,23 @@ struct NewInvite {
     language: Option<String>,
 }
 
-/// Creates an invite link for `tenant`.
+/// Creates an invite link for `tenant`. With an `Idempotency-Key` (already checked), a repeat
+/// of the same request within 24 hours answers the same link and sends no second email; the
+/// same key with another body is 409.
 pub async fn create(
     state: &AppState,
     live: &Live,
     tenant: &Tenant,
     request: CreateInviteRequest,
+    idempotency_key: Option<&str>,
 ) -> Result<CreatedInvite, ApiError> {
     let module = &tenant.module;
     if !module.enable {
         return Err(ApiError::ModuleDisabled);
     }
+    // The body as parsed, so a repeat with its keys in another order is the same request.
+    let body =
+        idempotency_key.map(|_| hex_digest(&serde_json::to_vec(&request).unwrap_or_default()));
     let new = validate(tenant, request)?;
     module.authorize(&new.inviter, new.role)?;
     if new.email.as_ref().is_some_and(|e| module.is_restricted(e)) {
@@ -167,14 +218,92 @@ pub async fn create(
     }
 
     let now = unix_now();
-    let exp = now + i64::from(new.duration_minutes) * 60;
-    let claims = InviteClaims {
-        iss: live.settings.tokens.issuer.clone(),
-        aud: InviteClaims::audience_for(&tenant.id),
+    let link = Remembered {
+        body: body.unwrap_or_default(),
         jti: random_id(),
         iat: now,
         nbf: now,
-        exp,
+        exp: now + i64::from(new.duration_minutes) * 60,
+        email: None,
+    };
+    // Minted before anything is remembered: a link too long to use is refused, never recorded.
+    let token = mint(live, tenant, &new, &link)?;
+    if let Some(key) = idempotency_key {
+        let store_key = hex_digest(key.as_bytes());
+        let record = serde_json::to_string(&link).unwrap_or_default();
+        let found = state
+            .timed(
+                "idempotency",
+                state
+                    .store
+                    .remember(&tenant.id, &store_key, &record, IDEMPOTENCY_SECONDS),
+            )
+            .await?;
+        let Some(found) = found else {
+            // The first request with this key.
+            return finish(state, live, tenant, new, link, token, Some(store_key)).await;
+        };
+        let found: Remembered = serde_json::from_str(&found)
+            .map_err(|e| ApiError::Internal(format!("unreadable idempotency record: {e}")))?;
+        if found.body != link.body {
+            return Err(ApiError::IdempotencyConflict);
+        }
+        // The same link again: a token of its own, the same id, times, uses and revocation.
+        let token = mint(live, tenant, &new, &found)?;
+        tracing::info!(tenant = %tenant.id, jti = %found.jti, "invite create repeated (Idempotency-Key)");
+        let email = found.email_status();
+        return Ok(answer(live, new, &found, token, email));
+    }
+    finish(state, live, tenant, new, link, token, None).await
+}
+
+/// Sends the email a new link asks for, records its outcome under the Idempotency-Key (if
+/// any), counts the link and answers.
+async fn finish(
+    state: &AppState,
+    live: &Live,
+    tenant: &Tenant,
+    new: NewInvite,
+    mut link: Remembered,
+    token: String,
+    idempotency_record: Option<String>,
+) -> Result<CreatedInvite, ApiError> {
+    let url = format!("{}/i/{token}", live.settings.server.public_base_url);
+    let email = if new.send_email {
+        send_email(state, live, tenant, &new, &url, &link.jti, link.exp).await
+    } else {
+        EmailStatus::not_requested()
+    };
+    if let Some(store_key) = idempotency_record {
+        link.email = Some(email.status.to_owned());
+        let record = serde_json::to_string(&link).unwrap_or_default();
+        let update = state
+            .store
+            .update_remembered(&tenant.id, &store_key, &record);
+        if let Err(e) = state.timed("idempotency", update).await {
+            // The link and its email stand; a repeat will say the email is still being sent.
+            tracing::warn!(tenant = %tenant.id, jti = %link.jti, error = %e, "email outcome not recorded for the Idempotency-Key");
+        }
+    }
+    state.metrics.invite_created(&tenant.id);
+    tracing::info!(tenant = %tenant.id, jti = %link.jti, media_id = %new.media_id, role = %new.role, max_uses = new.max.as_i64(), "invite created");
+    Ok(answer(live, new, &link, token, email))
+}
+
+/// Mints a token for `link` (its id and times) with the request's claims.
+fn mint(
+    live: &Live,
+    tenant: &Tenant,
+    new: &NewInvite,
+    link: &Remembered,
+) -> Result<String, ApiError> {
+    let claims = InviteClaims {
+        iss: live.settings.tokens.issuer.clone(),
+        aud: InviteClaims::audience_for(&tenant.id),
+        jti: link.jti.clone(),
+        iat: link.iat,
+        nbf: link.nbf,
+        exp: link.exp,
         tid: tenant.id.clone(),
         mid: new.media_id.clone(),
         mty: new.media_type.as_str().to_owned(),
@@ -183,7 +312,6 @@ pub async fn create(
         inv: new.inviter.id.clone(),
         pii: String::new(),
     };
-    let jti = claims.jti.clone();
     let token = invite::mint(&live.invite_keys, claims, &new.personal)
         .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
     if token.len() > MAX_TOKEN_LEN {
@@ -192,24 +320,28 @@ pub async fn create(
             "names and title are too long to fit in a link; shorten them",
         ));
     }
-    let url = format!("{}/i/{token}", live.settings.server.public_base_url);
-    let email = if new.send_email {
-        send_email(state, live, tenant, &new, &url, &jti, exp).await
-    } else {
-        EmailStatus::not_requested()
-    };
-    state.metrics.invite_created(&tenant.id);
-    tracing::info!(tenant = %tenant.id, jti = %jti, media_id = %new.media_id, role = %new.role, max_uses = new.max.as_i64(), "invite created");
-    Ok(CreatedInvite {
-        url,
-        id: jti,
+    Ok(token)
+}
+
+/// The 201 body.
+fn answer(
+    live: &Live,
+    new: NewInvite,
+    link: &Remembered,
+    token: String,
+    email: EmailStatus,
+) -> CreatedInvite {
+    CreatedInvite {
+        url: format!("{}/i/{token}", live.settings.server.public_base_url),
+        id: link.jti.clone(),
         token,
         media_id: new.media_id,
         role: new.role,
         max_uses: new.max.as_i64(),
-        expires_at: rfc3339(exp),
+        starts_at: rfc3339(link.nbf),
+        expires_at: rfc3339(link.exp),
         email,
-    })
+    }
 }
 
 /// Renders the tenant's template for the invitee and sends it. The link exists whatever

@@ -121,6 +121,20 @@ pub async fn revoke_token(
     Ok(claims.jti.clone())
 }
 
+/// What the store knows of a link by id (`GET /v1/invites/{id}`): uses, revoked (by token or
+/// id), locked (under the current `security.max_email_attempts`).
+pub async fn by_id(
+    state: &AppState,
+    live: &Live,
+    tenant: &Tenant,
+    jti: &str,
+) -> Result<crate::store::LinkById, ApiError> {
+    let max_attempts = live.settings.security.max_email_attempts;
+    state
+        .timed("status", state.store.by_id(&tenant.id, jti, max_attempts))
+        .await
+}
+
 /// Revokes a link by id. Without its token the expiry is unknown, so the marker is kept for
 /// the longest life any link can have, whatever `LinkDuration` is now.
 pub async fn revoke_id(

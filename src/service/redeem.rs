@@ -82,7 +82,7 @@ pub struct InviteView {
 /// The participant a grant is for.
 #[derive(Debug, Serialize)]
 pub struct Participant {
-    /// Stable id: UUIDv5 of `invitetomedia:<tenant>:<lowercased email>`.
+    /// Stable id, the grant's `sub` (see [`participant_id`]).
     pub id: String,
     /// Email.
     pub email: String,
@@ -90,6 +90,8 @@ pub struct Participant {
     pub first_name: String,
     /// Last name.
     pub last_name: String,
+    /// Whether the participant proved the inbox with a one-time code.
+    pub email_verified: bool,
 }
 
 /// Redeems a link, recording the outcome in metrics and logs.
@@ -162,8 +164,9 @@ async fn redeem_checked(
     };
 
     let link = invite.link_ref(live);
+    let open = personal.is_open();
     // A bound link's grant carries the invited address as the inviter typed it.
-    let email = if personal.is_open() {
+    let email = if open {
         email
     } else {
         let invited = EmailAddress::parse(&personal.email).map_err(|_| ApiError::InvalidToken)?;
@@ -185,7 +188,12 @@ async fn redeem_checked(
     }
 
     let (uses, reentry) = match state
-        .timed("redeem", state.store.redeem(&link, &device))
+        .timed(
+            "redeem",
+            state
+                .store
+                .redeem(&link, &participant_key(&device, &email, open)),
+        )
         .await?
     {
         Redemption::Admitted { uses, reentry } => (uses, reentry),
@@ -193,9 +201,15 @@ async fn redeem_checked(
         Redemption::Revoked => return Err(ApiError::Revoked),
         Redemption::Exhausted { .. } => return Err(ApiError::Exhausted),
     };
-    let mut redeemed = grant(
-        live, &invite, email, first_name, last_name, device, uses, reentry,
-    )?;
+    let participant = Participant {
+        id: participant_id(&invite.tenant.id, &email, open),
+        email: email.to_string(),
+        first_name,
+        last_name,
+        // One-time codes are the only proof of the inbox; this redemption had none.
+        email_verified: false,
+    };
+    let mut redeemed = grant(live, &invite, participant, !open, device, uses, reentry)?;
     redeemed.media_title = personal.title;
     Ok(redeemed)
 }
@@ -220,13 +234,13 @@ async fn count_failed_attempt(state: &AppState, link: &LinkRef<'_>) -> ApiError 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Signs the grant for `participant` and shapes the answer. `bound`: the inviter set the
+/// address and the participant typed the same.
 fn grant(
     live: &Live,
     invite: &Invite<'_>,
-    email: EmailAddress,
-    first_name: String,
-    last_name: String,
+    participant: Participant,
+    bound: bool,
     device: String,
     uses: u64,
     reentry: bool,
@@ -235,11 +249,10 @@ fn grant(
     let tenant = &invite.tenant;
     let now = unix_now();
     let exp = now + live.settings.tokens.grant_ttl_seconds as i64;
-    let participant_id = participant_id(&tenant.id, &email);
     let grant_claims = GrantClaims {
         iss: live.settings.tokens.issuer.clone(),
         aud: tenant.grant_audience.clone(),
-        sub: participant_id.clone(),
+        sub: participant.id.clone(),
         jti: random_id(),
         iat: now,
         exp,
@@ -247,9 +260,11 @@ fn grant(
         mid: claims.mid.clone(),
         mty: claims.mty.clone(),
         role: claims.role.clone(),
-        name: format!("{first_name} {last_name}"),
-        email: email.to_string(),
-        ivt: claims.jti.clone(),
+        name: format!("{} {}", participant.first_name, participant.last_name),
+        email: participant.email.clone(),
+        iid: claims.jti.clone(),
+        bound,
+        email_verified: participant.email_verified,
     };
     let grant = sign_grant(&live.grant_keys, &grant_claims)
         .map_err(|e| ApiError::Internal(format!("grant signing: {e:?}")))?;
@@ -268,21 +283,32 @@ fn grant(
             max_uses: claims.max,
             expires_at: rfc3339(claims.exp),
         },
-        participant: Participant {
-            id: participant_id,
-            email: grant_claims.email,
-            first_name,
-            last_name,
-        },
+        participant,
         tenant: Arc::clone(tenant),
         media_title: String::new(),
     })
 }
 
-/// The participant id: stable per tenant and address (case-insensitive).
-pub fn participant_id(tenant: &str, email: &EmailAddress) -> String {
-    let name = format!("invitetomedia:{tenant}:{}", email.canonical());
+/// The participant id (the grant's `sub`): stable per tenant and address (case-insensitive),
+/// the UUIDv5 of `invitetomedia:<tenant>:<email>` on email-bound links and of
+/// `invitetomedia:<tenant>:open:<email>` on open links, where the address is self-declared: a
+/// platform that maps `sub` to an account can never be led to an invited person's account.
+pub fn participant_id(tenant: &str, email: &EmailAddress, open: bool) -> String {
+    let space = if open { "open:" } else { "" };
+    let name = format!("invitetomedia:{tenant}:{space}{}", email.canonical());
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
+}
+
+/// What counts as one use in the store: the device on an email-bound link; on an open link the
+/// device and the address, so one device cannot mint grants for any number of identities
+/// without each taking a use.
+fn participant_key(device: &str, email: &EmailAddress, open: bool) -> String {
+    if open {
+        // A unit separator cannot occur in a device id ([A-Za-z0-9_-]).
+        format!("{device}\u{1f}{}", email.canonical())
+    } else {
+        device.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -291,9 +317,10 @@ mod tests {
 
     #[test]
     fn participant_ids_are_stable_and_case_insensitive() {
-        let a = participant_id("demo", &EmailAddress::parse("Ada@Example.com").unwrap());
-        let b = participant_id("demo", &EmailAddress::parse("ada@example.com").unwrap());
-        let c = participant_id("acme", &EmailAddress::parse("ada@example.com").unwrap());
+        let ada = |text| EmailAddress::parse(text).unwrap();
+        let a = participant_id("demo", &ada("Ada@Example.com"), false);
+        let b = participant_id("demo", &ada("ada@example.com"), false);
+        let c = participant_id("acme", &ada("ada@example.com"), false);
         assert_eq!(a, b);
         assert_ne!(a, c);
         let expected = uuid::Uuid::new_v5(
@@ -301,5 +328,28 @@ mod tests {
             b"invitetomedia:demo:ada@example.com",
         );
         assert_eq!(a, expected.to_string());
+        // An open link's self-declared address has a namespace of its own.
+        let open = participant_id("demo", &ada("ada@example.com"), true);
+        let expected = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            b"invitetomedia:demo:open:ada@example.com",
+        );
+        assert_eq!(open, expected.to_string());
+        assert_ne!(open, a);
+    }
+
+    #[test]
+    fn on_open_links_a_use_is_a_device_and_an_address() {
+        let ada = EmailAddress::parse("Ada@example.com").unwrap();
+        let bob = EmailAddress::parse("bob@example.com").unwrap();
+        assert_eq!(participant_key("d1", &ada, false), "d1");
+        assert_ne!(
+            participant_key("d1", &ada, true),
+            participant_key("d1", &bob, true)
+        );
+        assert_eq!(
+            participant_key("d1", &ada, true),
+            participant_key("d1", &EmailAddress::parse("ada@EXAMPLE.com").unwrap(), true)
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::{
-    FailedAttempt, LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore, unix_now,
+    FailedAttempt, LinkById, LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore, unix_now,
 };
 use crate::domain::UseLimit;
 
@@ -26,6 +26,8 @@ struct Inner {
     marks: HashMap<String, (i64, i64)>,
     /// Failed attempts per link, and when the count may be forgotten.
     failures: HashMap<String, (u64, i64)>,
+    /// Idempotency records, and when each may be forgotten.
+    records: HashMap<String, (String, i64)>,
     writes: u64,
 }
 
@@ -111,6 +113,7 @@ impl Inner {
             self.links.retain(|_, (_, keep)| *keep > now);
             self.marks.retain(|_, (_, keep)| *keep > now);
             self.failures.retain(|_, (_, keep)| *keep > now);
+            self.records.retain(|_, (_, keep)| *keep > now);
         }
     }
 }
@@ -125,7 +128,7 @@ impl MemoryStore {
     /// Entries held, links, markers and failure counts (tests check that nothing is kept for unused links).
     pub fn len(&self) -> usize {
         let inner = self.lock();
-        inner.links.len() + inner.marks.len() + inner.failures.len()
+        inner.links.len() + inner.marks.len() + inner.failures.len() + inner.records.len()
     }
 
     /// Whether nothing is held.
@@ -262,6 +265,60 @@ impl UseStore for MemoryStore {
         inner.marks.insert(key, (effective, keep));
         inner.note_write(now);
         Ok(effective)
+    }
+
+    async fn by_id(
+        &self,
+        tenant: &str,
+        jti: &str,
+        max_attempts: u32,
+    ) -> Result<LinkById, StoreError> {
+        let now = unix_now();
+        let inner = self.lock();
+        let key = link_key(tenant, jti);
+        Ok(LinkById {
+            uses: inner.live_uses(&key, now).map_or(0, Uses::count),
+            revoked: inner.mark(&revoked_link_key(tenant, jti), now).is_some(),
+            locked: inner.failures(&key, now) >= u64::from(max_attempts),
+        })
+    }
+
+    async fn remember(
+        &self,
+        tenant: &str,
+        key: &str,
+        record: &str,
+        keep_seconds: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let now = unix_now();
+        let mut inner = self.lock();
+        let key = link_key(tenant, key);
+        if let Some((found, keep)) = inner.records.get(&key)
+            && *keep > now
+        {
+            return Ok(Some(found.clone()));
+        }
+        inner
+            .records
+            .insert(key, (record.to_owned(), now + keep_seconds));
+        inner.note_write(now);
+        Ok(None)
+    }
+
+    async fn update_remembered(
+        &self,
+        tenant: &str,
+        key: &str,
+        record: &str,
+    ) -> Result<(), StoreError> {
+        let now = unix_now();
+        let mut inner = self.lock();
+        if let Some((found, keep)) = inner.records.get_mut(&link_key(tenant, key))
+            && *keep > now
+        {
+            *found = record.to_owned();
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

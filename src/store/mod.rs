@@ -85,6 +85,18 @@ pub struct LinkStatus {
     pub device_known: bool,
 }
 
+/// What the store knows of a link by id alone (`GET /v1/invites/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct LinkById {
+    /// Uses recorded: distinct devices (redemptions, for unlimited links); 0 for an id the
+    /// store has never seen.
+    pub uses: u64,
+    /// The link was revoked by its token or its id (scope revocations need the token).
+    pub revoked: bool,
+    /// The link had `max_attempts` failed attempts.
+    pub locked: bool,
+}
+
 /// A failed attempt (a wrong email) as the store counted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailedAttempt {
@@ -175,6 +187,33 @@ pub trait UseStore: Send + Sync {
         keep_seconds: i64,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
+    /// Reads uses, revocation by id and lock of the link `jti`, knowing nothing else of it.
+    fn by_id(
+        &self,
+        tenant: &str,
+        jti: &str,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<LinkById, StoreError>> + Send;
+
+    /// Keeps `record` under the idempotency key `key` of `tenant` for `keep_seconds`, unless a
+    /// record is there already, in one step: `None` when this call stored it, else the record
+    /// found (which stays as it was).
+    fn remember(
+        &self,
+        tenant: &str,
+        key: &str,
+        record: &str,
+        keep_seconds: i64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Replaces the record of an idempotency key, keeping its expiry; nothing when it has gone.
+    fn update_remembered(
+        &self,
+        tenant: &str,
+        key: &str,
+        record: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Whether the store answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -239,6 +278,43 @@ impl UseStore for Store {
         match self {
             Self::Memory(s) => s.revoke_scope(tenant, scope, before, keep_seconds).await,
             Self::Redis(s) => s.revoke_scope(tenant, scope, before, keep_seconds).await,
+        }
+    }
+
+    async fn by_id(
+        &self,
+        tenant: &str,
+        jti: &str,
+        max_attempts: u32,
+    ) -> Result<LinkById, StoreError> {
+        match self {
+            Self::Memory(s) => s.by_id(tenant, jti, max_attempts).await,
+            Self::Redis(s) => s.by_id(tenant, jti, max_attempts).await,
+        }
+    }
+
+    async fn remember(
+        &self,
+        tenant: &str,
+        key: &str,
+        record: &str,
+        keep_seconds: i64,
+    ) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Memory(s) => s.remember(tenant, key, record, keep_seconds).await,
+            Self::Redis(s) => s.remember(tenant, key, record, keep_seconds).await,
+        }
+    }
+
+    async fn update_remembered(
+        &self,
+        tenant: &str,
+        key: &str,
+        record: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.update_remembered(tenant, key, record).await,
+            Self::Redis(s) => s.update_remembered(tenant, key, record).await,
         }
     }
 

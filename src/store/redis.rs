@@ -7,10 +7,11 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{T}:u:JTI` | integer / set / counter | the device digest of a single-use link, the device digests of an N-use link, the redemptions of an unlimited link |
+//! | `P:{T}:u:JTI` | integer / set / counter | the device digest of a single-use link (at least 2^32), the device digests of an N-use link, the redemptions of an unlimited link (never near 2^32), so a read by id alone tells them apart |
 //! | `P:{T}:x:JTI` | string | the link is revoked |
 //! | `P:{T}:m:MEDIA` / `P:{T}:i:INVITER` / `P:{T}:t` | string | links of that scope issued at or before this unix second are revoked |
 //! | `P:{T}:f:JTI` | counter | failed attempts (wrong emails) on the link; at `max_email_attempts` it is locked |
+//! | `P:{T}:k:KEY` | string | the record of a create's `Idempotency-Key` (KEY: the SHA-256 of the header, hex), 24 h |
 //!
 //! Every key is written with its expiry in the same atomic step that creates it, as a TTL
 //! relative to Redis's own clock (`EX`/`EXPIRE`), never an absolute time from a replica's
@@ -30,7 +31,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Client, FromRedisValue, RedisWrite, Script, ScriptInvocation, ToRedisArgs};
 use tokio::sync::OnceCell;
 
-use super::{FailedAttempt, LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore};
+use super::{
+    FailedAttempt, LinkById, LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore,
+};
 use crate::domain::UseLimit;
 
 /// Distinguishes stores in one process (tests run several), for the per-thread connections.
@@ -105,6 +108,7 @@ pub struct RedisStore {
     release: Script,
     revoke: Script,
     attempt: Script,
+    by_id: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -165,6 +169,7 @@ impl RedisStore {
             release: Script::new(include_str!("lua/release.lua")),
             revoke: Script::new(include_str!("lua/revoke.lua")),
             attempt: Script::new(include_str!("lua/attempt.lua")),
+            by_id: Script::new(include_str!("lua/by_id.lua")),
         }
     }
 
@@ -366,8 +371,20 @@ fn device_digest(device: &str) -> i64 {
     let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, device.as_bytes());
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&hash.as_ref()[..8]);
-    (u64::from_be_bytes(bytes) >> 1) as i64
+    // At least SMALLEST_DIGEST, so a holder is never read as a count; a digest that would be
+    // smaller (one in 2^31) takes the next hash bits instead.
+    let digest = (u64::from_be_bytes(bytes) >> 1) as i64;
+    if digest >= SMALLEST_DIGEST {
+        digest
+    } else {
+        bytes.copy_from_slice(&hash.as_ref()[8..16]);
+        ((u64::from_be_bytes(bytes) >> 1) as i64).max(SMALLEST_DIGEST)
+    }
 }
+
+/// The smallest device digest [`device_digest`] makes: a single-use link's holder is at least
+/// this, an unlimited link's count (redemptions) never gets near it.
+const SMALLEST_DIGEST: i64 = 1 << 32;
 
 impl UseStore for RedisStore {
     /// A single-use or unlimited link is redeemed with plain commands in one MULTI/EXEC: MGET
@@ -572,6 +589,63 @@ impl UseStore for RedisStore {
             .arg(before)
             .arg(keep_seconds);
         self.run(invocation).await
+    }
+
+    /// One read-only script: without the token the use limit is unknown, so the script tells
+    /// a set (N uses), a single-use link's device digest and an unlimited link's count apart.
+    async fn by_id(
+        &self,
+        tenant: &str,
+        jti: &str,
+        max_attempts: u32,
+    ) -> Result<LinkById, StoreError> {
+        let mut invocation = self.by_id.prepare_invoke();
+        invocation
+            .key(self.key(tenant, "}:u:", jti))
+            .key(self.key(tenant, "}:x:", jti))
+            .key(self.key(tenant, "}:f:", jti))
+            .arg(SMALLEST_DIGEST);
+        let (uses, revoked, attempts): (u64, i64, u64) = self.run(invocation).await?;
+        Ok(LinkById {
+            uses,
+            revoked: revoked == 1,
+            locked: attempts >= u64::from(max_attempts),
+        })
+    }
+
+    /// `SET … NX GET EX`: one command, so concurrent creates with one key on any number of
+    /// replicas store one record and all but one read it.
+    async fn remember(
+        &self,
+        tenant: &str,
+        key: &str,
+        record: &str,
+        keep_seconds: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(tenant, "}:k:", key))
+            .arg(record)
+            .arg("NX")
+            .arg("GET")
+            .arg("EX")
+            .arg(keep_seconds);
+        self.query(&set, self.timeout).await
+    }
+
+    async fn update_remembered(
+        &self,
+        tenant: &str,
+        key: &str,
+        record: &str,
+    ) -> Result<(), StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(tenant, "}:k:", key))
+            .arg(record)
+            .arg("XX")
+            .arg("KEEPTTL");
+        self.query::<redis::Value>(&set, self.timeout)
+            .await
+            .map(|_| ())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

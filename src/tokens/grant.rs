@@ -22,7 +22,9 @@ pub struct GrantClaims {
     pub iss: String,
     /// The tenant's `grant_audience`.
     pub aud: String,
-    /// Participant id: UUIDv5 of `invitetomedia:<tenant>:<lowercased email>`.
+    /// Participant id: UUIDv5 of `invitetomedia:<tenant>:<lowercased email>` on email-bound
+    /// links, of `invitetomedia:<tenant>:open:<lowercased email>` on open links, so a
+    /// self-declared address can never produce an invited person's `sub`.
     pub sub: String,
     /// Grant id.
     pub jti: String,
@@ -42,8 +44,13 @@ pub struct GrantClaims {
     pub name: String,
     /// Participant's email.
     pub email: String,
-    /// The invite this grant was redeemed from.
-    pub ivt: String,
+    /// The invite this grant was redeemed from (its `id`).
+    pub iid: String,
+    /// True when the inviter set the email and the participant typed the same; false on open
+    /// links, whose email is self-declared.
+    pub bound: bool,
+    /// True only when the participant proved the inbox with a one-time code.
+    pub email_verified: bool,
 }
 
 /// Signs a grant with the ring's signing key (EdDSA).
@@ -112,7 +119,9 @@ mod tests {
             role: "viewer".into(),
             name: "Ada Lovelace".into(),
             email: "ada@example.com".into(),
-            ivt: "i".into(),
+            iid: "i".into(),
+            bound: true,
+            email_verified: false,
         }
     }
 

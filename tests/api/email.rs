@@ -8,6 +8,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use crate::on_every_backend;
 use invitetomedia::tokens::random_id;
 
 /// What the relay does with the next request.
@@ -291,4 +292,122 @@ async fn the_committed_templates_are_compiled_in() {
     let app = spawn_with(Backend::Memory, "[email]\ntemplates_dir = \"tests\"").await;
     let reply = app.create(&email_body("fr")).await;
     assert_eq!(reply.body["email"], json!({ "status": "sent" }));
+}
+
+on_every_backend!(an_idempotent_create_answers_the_same_link);
+
+/// A retried create with its `Idempotency-Key` is the same link: same id and times, a token that
+/// shares its uses; the same key with another body is 409; a key is checked.
+async fn an_idempotent_create_answers_the_same_link(backend: Backend) {
+    let app = spawn_with(backend, "").await;
+    let key = format!("create-{}", random_id());
+    let body = invite_body();
+    let first = app.create_idempotent(&key, &body).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    // The same content with its keys in another order is the same request.
+    let reordered: Value = serde_json::from_str(
+        &serde_json::to_string(&json!({
+            "invitee": body["invitee"], "inviter": body["inviter"], "media": body["media"]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let again = app.create_idempotent(&key, &reordered).await;
+    assert_eq!(again.status, 201, "{:?}", again.body);
+    for field in ["id", "starts_at", "expires_at", "media_id", "max_uses"] {
+        assert!(!first.body[field].is_null(), "{field}");
+        assert_eq!(first.body[field], again.body[field], "{field}");
+    }
+    // Two tokens, one link: they share the single use.
+    let (a, b) = (
+        first.body["token"].as_str().unwrap(),
+        again.body["token"].as_str().unwrap(),
+    );
+    assert_eq!(app.redeem_as(a, &device(1)).await.status, 200);
+    assert_eq!(app.redeem_as(b, &device(2)).await.code(), "exhausted");
+    assert_eq!(app.redeem_as(b, &device(1)).await.body["reentry"], true);
+
+    let mut other = body.clone();
+    other["media"]["id"] = json!("1_other");
+    let conflict = app.create_idempotent(&key, &other).await;
+    assert_eq!(
+        (conflict.status, conflict.code()),
+        (409, "idempotency_conflict")
+    );
+    let fresh = app.create_idempotent(&format!("{key}-2"), &body).await;
+    assert_ne!(fresh.body["id"], first.body["id"]);
+    let without = app.create(&body).await;
+    assert_ne!(without.body["id"], first.body["id"]);
+    for bad in ["has space", &"k".repeat(256), "caf\u{e9}"] {
+        let refused = app.create_idempotent(bad, &body).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (422, "invalid_request"),
+            "{bad:?}"
+        );
+        assert_eq!(refused.body["errors"][0]["field"], "Idempotency-Key");
+    }
+}
+
+/// Twenty creates with one key and `send_email`, at once, across three replicas sharing Redis
+/// (or the Cluster): one link, exactly one message at the relay.
+async fn one_email_for_concurrent_idempotent_creates(backend: Backend) {
+    let (relay, url) = start_relay(&[]).await;
+    let prefix = format!("d{}", &random_id()[..10]);
+    let redis_url = if backend == Backend::Redis {
+        shared_redis().url()
+    } else {
+        "redis://127.0.0.1:1".to_owned()
+    };
+    let extra = format!(
+        "[email]\ntransport = \"http\"\nfrom = \"Invitations <invites@demo.test>\"\n[email.http]\nurl = \"{url}\"\ntimeout_ms = 5000\n"
+    );
+    let toml = test_toml(backend, &redis_url, &prefix, &extra);
+    let replicas = [
+        spawn_configured(&toml).await,
+        spawn_configured(&toml).await,
+        spawn_configured(&toml).await,
+    ];
+    let key = format!("email-{}", random_id());
+    let body = email_body("en");
+    let replies = futures_util::future::join_all(
+        (0..20).map(|i| replicas[i % 3].create_idempotent(&key, &body)),
+    )
+    .await;
+    let ids: std::collections::BTreeSet<String> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{:?}", r.body);
+            r.body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one link");
+    assert_eq!(relay.received.lock().unwrap().len(), 1, "one email");
+    // Once the first request is done, a repeat reports its email as sent.
+    let later = replicas[0].create_idempotent(&key, &body).await;
+    assert_eq!(later.body["email"], json!({ "status": "sent" }));
+    assert_eq!(relay.received.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_email_for_concurrent_idempotent_creates_on_redis() {
+    one_email_for_concurrent_idempotent_creates(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_email_for_concurrent_idempotent_creates_on_the_cluster() {
+    one_email_for_concurrent_idempotent_creates(Backend::Cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_create_needs_the_store() {
+    let mut redis = RedisServer::start();
+    let prefix = format!("o{}", &random_id()[..8]);
+    let app = spawn_configured(&test_toml(Backend::Redis, &redis.url(), &prefix, "")).await;
+    redis.stop();
+    let refused = app.create_idempotent("k-down", &invite_body()).await;
+    assert_eq!((refused.status, refused.code()), (503, "store_unavailable"));
+    assert!(refused.header("retry-after").is_some());
+    // Without the header, creating needs no store.
+    assert_eq!(app.create(&invite_body()).await.status, 201);
 }

@@ -551,6 +551,17 @@ impl TestApp {
         post_json(&self.client, &format!("{}{path}", self.address), key, body).await
     }
 
+    /// POST /v1/invites with the demo key and an `Idempotency-Key`.
+    pub async fn create_idempotent(&self, key: &str, body: &Value) -> Reply {
+        let request = self
+            .client
+            .post(format!("{}/v1/invites", self.address))
+            .bearer_auth(DEMO_KEY)
+            .header("Idempotency-Key", key)
+            .json(body);
+        Reply::from(request.send().await.unwrap()).await
+    }
+
     /// POST a raw body.
     pub async fn post_raw(
         &self,

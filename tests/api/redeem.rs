@@ -1,5 +1,7 @@
 //! `POST /v1/redeem`.
 
+use invitetomedia::domain::EmailAddress;
+use invitetomedia::service::redeem::participant_id;
 use invitetomedia::tokens::verify_grant;
 use serde_json::json;
 
@@ -50,6 +52,10 @@ async fn bound_link_grants_once_then_reenters_free(backend: Backend) {
     assert_eq!(claims.name, "Ada Lovelace");
     assert_eq!(claims.sub, b["participant"]["id"].as_str().unwrap());
     assert!(claims.exp - claims.iat <= 300);
+    assert_eq!(claims.iid, b["invite"]["id"].as_str().unwrap());
+    assert!(claims.bound, "the inviter set the address and it was typed");
+    assert!(!claims.email_verified, "no one-time code was used");
+    assert_eq!(b["participant"]["email_verified"], false);
 
     // Same device again: a fresh grant, nothing consumed.
     let again = app.redeem_as(&token, &device(1)).await;
@@ -205,3 +211,61 @@ async fn restricted_domain_is_rechecked_at_redemption() {
         .await;
     assert_eq!(reply.status, 200);
 }
+
+/// On an open link a use is a device and an address: one device cannot mint grants for any
+/// number of identities, and a self-declared address never gets an invited person's `sub`.
+async fn open_links_count_a_device_and_an_address(backend: Backend) {
+    let app = spawn_with(backend, "").await;
+    let mut body = invite_body();
+    merge(
+        &mut body,
+        json!({ "inviter": { "id": "alice" }, "max_uses": 3 }),
+    );
+    body["invitee"].as_object_mut().unwrap().remove("email");
+    body["invitee"]
+        .as_object_mut()
+        .unwrap()
+        .remove("first_name");
+    body["invitee"].as_object_mut().unwrap().remove("last_name");
+    let token = app.create_token_as(ACME_KEY, &body).await;
+    let join = |email: &str, device_n: usize| json!({ "token": token, "email": email, "first_name": "A", "last_name": "B", "device_id": device(device_n) });
+    // Twenty addresses from one device at once: exactly three get in.
+    let bodies: Vec<_> = (0..20)
+        .map(|i| join(&format!("p{i}@example.org"), 1))
+        .collect();
+    let replies = futures_util::future::join_all(bodies.iter().map(|b| app.redeem(b))).await;
+    let granted: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(granted.len(), 3, "one device, twenty addresses");
+    assert!(
+        replies
+            .iter()
+            .filter(|r| r.status != 200)
+            .all(|r| r.code() == "exhausted")
+    );
+    // Each admitted pair re-enters; the same device with a fourth address does not.
+    let first = granted[0].body["participant"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let again = app.redeem(&join(&first, 1)).await;
+    assert_eq!((again.status, &again.body["reentry"]), (200, &json!(true)));
+    assert_eq!(
+        app.redeem(&join("new@example.org", 1)).await.code(),
+        "exhausted"
+    );
+    // The grant says the address is self-declared, under a `sub` of its own.
+    let claims = verify_grant(
+        &app.state.live().grant_keys,
+        "invitetomedia",
+        &["acme-platform"],
+        0,
+        again.body["grant"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!(!claims.bound && !claims.email_verified);
+    let invited = EmailAddress::parse(&first).unwrap();
+    assert_eq!(claims.sub, participant_id("acme", &invited, true));
+    assert_ne!(claims.sub, participant_id("acme", &invited, false));
+}
+
+on_every_backend!(open_links_count_a_device_and_an_address);

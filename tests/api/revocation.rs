@@ -8,6 +8,7 @@ use crate::helpers::*;
 use crate::on_every_backend;
 
 on_every_backend!(
+    a_link_is_read_by_id,
     revoke_by_token_is_idempotent_and_beats_exhausted,
     delete_by_id_revokes,
     scope_revocations_stop_earlier_links_only
@@ -179,4 +180,79 @@ async fn scope_requests_are_validated() {
     assert_eq!((reply.status, reply.code()), (400, "malformed_request"));
     let reply = app.post("/v1/revocations", None, &json!({})).await;
     assert_eq!(reply.status, 401);
+}
+
+/// `GET /v1/invites/{id}`: uses, revoked and locked by id alone, for every kind of link.
+async fn a_link_is_read_by_id(backend: Backend) {
+    let app = spawn_with(backend, "[security]\nmax_email_attempts = 2").await;
+    let read = |id: String| {
+        let app = &app;
+        async move { app.get(&format!("/v1/invites/{id}"), Some(DEMO_KEY)).await }
+    };
+    let created = app.create(&invite_body()).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    let fresh = read(id.clone()).await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(
+        fresh.body,
+        json!({ "id": id, "uses": 0, "revoked": false, "locked": false })
+    );
+    // A single-use link's holder reads as one use, a re-entry as none more.
+    assert_eq!(app.redeem_as(&token, &device(1)).await.status, 200);
+    assert_eq!(app.redeem_as(&token, &device(1)).await.status, 200);
+    assert_eq!(read(id.clone()).await.body["uses"], 1);
+    assert_eq!(
+        app.delete(&format!("/v1/invites/{id}"), DEMO_KEY)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(read(id.clone()).await.body["revoked"], true);
+
+    // N uses: distinct devices; unlimited: every redemption.
+    for (max_uses, devices, expected) in [(3, [1, 2, 2, 3], 3), (-1, [1, 1, 2, 2], 4)] {
+        let mut body = invite_body();
+        merge(
+            &mut body,
+            json!({ "inviter": { "id": "alice" }, "max_uses": max_uses }),
+        );
+        let created = app.create_as(ACME_KEY, &body).await;
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let token = created.body["token"].as_str().unwrap().to_owned();
+        for n in devices {
+            let reply = app
+                .redeem(
+                    &json!({ "token": token, "email": "ada@example.com", "device_id": device(n) }),
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+        }
+        let found = app.get(&format!("/v1/invites/{id}"), Some(ACME_KEY)).await;
+        assert_eq!(found.body["uses"], expected, "max_uses {max_uses}");
+    }
+
+    // Locked after max_email_attempts wrong emails.
+    let created = app.create(&invite_body()).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let wrong = json!({ "token": token, "email": "eve@example.com" });
+        assert_eq!(app.redeem(&wrong).await.code(), "email_mismatch");
+    }
+    assert_eq!(read(id.clone()).await.body["locked"], true);
+
+    // An id never seen reads as an unused link; one that cannot be an id is 404; another
+    // tenant's link is not this tenant's.
+    let unknown = read("AAAAAAAAAAAAAAAAAAAAAA".to_owned()).await;
+    assert_eq!(unknown.body["uses"], 0);
+    for bad in ["has%20space", "a.b", &"x".repeat(65)] {
+        assert_eq!(read(bad.to_owned()).await.status, 404, "{bad}");
+    }
+    let other = app.get(&format!("/v1/invites/{id}"), Some(ACME_KEY)).await;
+    assert_eq!(other.body["locked"], false, "ids are per tenant");
+    assert_eq!(
+        app.get(&format!("/v1/invites/{id}"), None).await.status,
+        401
+    );
 }
