@@ -31,6 +31,12 @@ if [ ! -x target/py/bin/kubernetes-validate ]; then
   }
   target/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
 fi
+# The reference grant verifiers of examples/ (tests/api/verifiers.rs runs them): PyJWT in the same
+# virtualenv, jose from npm.
+if ! target/py/bin/python -c 'import jwt, cryptography' 2>/dev/null; then
+  target/py/bin/pip install --quiet --disable-pip-version-check pyjwt==2.15.1 cryptography==50.0.2
+fi
+npm ci --prefix examples/node --no-audit --no-fund --silent
 target/py/bin/kubernetes-validate --strict --quiet -k 1.37.0 \
   $(ls k8s/base/*.yaml | grep -v kustomization.yaml) k8s/secret.example.yaml
 

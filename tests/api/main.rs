@@ -21,6 +21,7 @@ mod scale;
 mod security;
 mod store;
 mod tokens;
+mod verifiers;
 
 /// Declares one `#[tokio::test]` per backend (memory, Redis, Redis Cluster) for an
 /// `async fn(Backend)`.
