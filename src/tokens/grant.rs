@@ -1,19 +1,17 @@
 //! Grants: short-lived `typ: grant+jwt` EdDSA tokens the platform verifies through the JWKS to
 //! open a session scoped to one entry and role.
 //!
-//! Signing is done here rather than through `jsonwebtoken::encode`, which re-parses the PKCS#8
-//! key on every call: on the redeem path that would double the cost of its largest operation.
+//! Signed by [`super::compact_jws`], shared with invites: `jsonwebtoken::encode` would re-parse
+//! the PKCS#8 key on every call, doubling the cost of the redeem path's largest operation.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Serialize};
 
-use super::keyring::Keyring;
-use super::{TokenError, check_compact_shape};
+use super::keyring::{Keyring, Purpose};
+use super::{TokenError, check_compact_shape, compact_jws};
 
 /// `typ` header of grants.
-pub const GRANT_TYP: &str = "grant+jwt";
+pub const GRANT_TYP: &str = Purpose::Grant.typ();
 
 /// Claims of a grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,19 +54,10 @@ pub struct GrantClaims {
 /// Signs a grant with the ring's signing key (EdDSA).
 pub fn sign_grant(ring: &Keyring, claims: &GrantClaims) -> Result<String, TokenError> {
     let key = ring.signer();
-    let pair = key
-        .ed25519
-        .as_ref()
-        .ok_or(TokenError::Invalid("grant key is not EdDSA"))?;
-    let payload = serde_json::to_vec(claims).map_err(|_| TokenError::Invalid("claims"))?;
-    let mut token = String::with_capacity(key.grant_header.len() + payload.len() * 4 / 3 + 90);
-    token.push_str(&key.grant_header);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(payload, &mut token);
-    let signature = pair.sign(token.as_bytes());
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
-    Ok(token)
+    if key.ed25519.is_none() {
+        return Err(TokenError::Invalid("grant key is not EdDSA"));
+    }
+    compact_jws(key, claims)
 }
 
 /// Verifies a grant as the platform would: `typ`, `kid`, EdDSA signature, `iss`, `aud` and
@@ -104,6 +93,8 @@ pub fn verify_grant(
 mod tests {
     use super::*;
     use crate::tokens::keyring::Purpose;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn claims(exp: i64) -> GrantClaims {
         GrantClaims {

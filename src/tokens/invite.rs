@@ -7,11 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use super::keyring::{Key, Keyring, random_bytes};
-use super::{TokenError, check_compact_shape};
+use super::keyring::{Key, Keyring, Purpose, random_bytes};
+use super::{TokenError, check_compact_shape, compact_jws};
 
 /// `typ` header of invite tokens.
-pub const INVITE_TYP: &str = "invite+jwt";
+pub const INVITE_TYP: &str = Purpose::Invite.typ();
 
 /// Claims of an invite token. Claims this version does not know are ignored, so a rollback or
 /// a mixed-version rollout never turns links a newer version minted into `invalid_token`; the
@@ -129,21 +129,7 @@ pub fn mint(
 ) -> Result<String, TokenError> {
     let key = ring.signer();
     claims.pii = seal(key, &claims.jti, personal)?;
-    // The compact header is prepared once per key; an Ed25519 key signs with its cached pair
-    // (jsonwebtoken would re-parse the PKCS#8 document per signature).
-    let payload = serde_json::to_vec(&claims).map_err(|_| TokenError::Invalid("claims"))?;
-    let mut token = String::with_capacity(key.invite_header.len() + payload.len() * 4 / 3 + 90);
-    token.push_str(&key.invite_header);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(payload, &mut token);
-    let signature = match (&key.ed25519, &key.hmac) {
-        (Some(pair), _) => pair.sign(token.as_bytes()).as_ref().to_vec(),
-        (None, Some(mac)) => hmac::sign(mac, token.as_bytes()).as_ref().to_vec(),
-        (None, None) => return Err(TokenError::Invalid("cannot sign")),
-    };
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
-    Ok(token)
+    compact_jws(key, &claims)
 }
 
 /// Verifies an invite in the fixed order: length cap, three segments, `typ`, no key-carrying
@@ -160,7 +146,7 @@ pub fn verify<'k>(
     // Every invite this service signs carries one of the ring's own prepared headers, byte
     // for byte: a match pins the key (and with it `alg`) without parsing JSON. Any other
     // header is parsed and held to the same rules, so a foreign one is refused with its reason.
-    let key = match ring.keys().iter().find(|k| k.invite_header == header) {
+    let key = match ring.keys().iter().find(|k| k.header == header) {
         Some(key) => key,
         None => key_for_header(ring, token)?,
     };

@@ -28,6 +28,14 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    /// The `typ` header of the tokens this ring signs.
+    pub const fn typ(self) -> &'static str {
+        match self {
+            Self::Invite => "invite+jwt",
+            Self::Grant => "grant+jwt",
+        }
+    }
+
     fn section(self) -> &'static str {
         match self {
             Self::Invite => "keys.invite",
@@ -47,10 +55,9 @@ pub struct Key {
     pub(crate) hmac: Option<hmac::Key>,
     /// For jsonwebtoken verification of EdDSA signatures.
     pub(crate) decoding: DecodingKey,
-    /// base64url of this key's invite header `{"alg":…,"typ":"invite+jwt","kid":…}`, built once.
-    pub(crate) invite_header: String,
-    /// base64url of this key's grant header `{"alg":"EdDSA","typ":"grant+jwt","kid":…}`.
-    pub(crate) grant_header: String,
+    /// base64url of this key's compact header `{"alg":…,"typ":…,"kid":…}` for the tokens of
+    /// its ring's purpose, built once.
+    pub(crate) header: String,
     /// The Ed25519 pair, kept parsed so a grant signature costs one signing operation.
     pub(crate) ed25519: Option<Ed25519KeyPair>,
     /// AEAD key for the invitee's personal data inside invite tokens, derived from this key.
@@ -75,8 +82,9 @@ impl Key {
             .map(|pair| URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()))
     }
 
-    fn hs256(kid: &str, secret: &[u8]) -> Self {
+    fn hs256(purpose: Purpose, kid: &str, secret: &[u8]) -> Self {
         Self::assemble(
+            purpose,
             kid,
             Algorithm::HS256,
             Some(hmac::Key::new(hmac::HMAC_SHA256, secret)),
@@ -86,7 +94,7 @@ impl Key {
         )
     }
 
-    fn ed25519(kid: &str, pkcs8: &[u8]) -> Result<Self, &'static str> {
+    fn ed25519(purpose: Purpose, kid: &str, pkcs8: &[u8]) -> Result<Self, &'static str> {
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
             .map_err(|_| "is not an Ed25519 PKCS#8 private key")?;
         let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
@@ -94,6 +102,7 @@ impl Key {
             DecodingKey::from_ed_components(&x).map_err(|_| "has an unusable public key")?;
         // The PKCS#8 document contains the private seed: it is the secret the AEAD key derives from.
         Ok(Self::assemble(
+            purpose,
             kid,
             Algorithm::EdDSA,
             None,
@@ -104,6 +113,7 @@ impl Key {
     }
 
     fn assemble(
+        purpose: Purpose,
         kid: &str,
         alg: Algorithm,
         hmac: Option<hmac::Key>,
@@ -111,17 +121,14 @@ impl Key {
         ed25519: Option<Ed25519KeyPair>,
         ikm: &[u8],
     ) -> Self {
-        let compact = |typ: &str| {
-            let alg = if alg == Algorithm::EdDSA {
-                "EdDSA"
-            } else {
-                "HS256"
-            };
-            URL_SAFE_NO_PAD
-                .encode(serde_json::json!({ "alg": alg, "typ": typ, "kid": kid }).to_string())
+        let alg_name = if alg == Algorithm::EdDSA {
+            "EdDSA"
+        } else {
+            "HS256"
         };
-        let invite_header = compact(super::invite::INVITE_TYP);
-        let grant_header = compact(super::grant::GRANT_TYP);
+        let header = URL_SAFE_NO_PAD.encode(
+            serde_json::json!({ "alg": alg_name, "typ": purpose.typ(), "kid": kid }).to_string(),
+        );
         // A distinct derived key: the same secret never serves as both MAC key and cipher key.
         let prk = Salt::new(HKDF_SHA256, b"invitetomedia/invite-pii/v1").extract(ikm);
         let info = [kid.as_bytes()];
@@ -134,8 +141,7 @@ impl Key {
             alg,
             hmac,
             decoding,
-            invite_header,
-            grant_header,
+            header,
             ed25519,
             aead,
         }
@@ -161,7 +167,7 @@ impl Keyring {
     ) -> Result<Self, ConfigError> {
         if configured.is_empty() {
             let key = match purpose {
-                Purpose::Invite => Key::hs256("ephemeral-invite", &secret_bytes::<32>()),
+                Purpose::Invite => Key::hs256(purpose, "ephemeral-invite", &secret_bytes::<32>()),
                 Purpose::Grant => {
                     let pkcs8 =
                         Ed25519KeyPair::generate_pkcs8v1(&aws_lc_rs::rand::SystemRandom::new())
@@ -171,7 +177,7 @@ impl Keyring {
                                     "cannot generate an ephemeral key",
                                 )
                             })?;
-                    Key::ed25519("ephemeral-grant", pkcs8.as_ref())
+                    Key::ed25519(purpose, "ephemeral-grant", pkcs8.as_ref())
                         .map_err(|p| ConfigError::new(purpose.section(), p))?
                 }
             };
@@ -294,7 +300,7 @@ fn load_key(
                     "contains {word:?}: a placeholder, not a secret (APP_ENV=production; generate one with `invitetomedia keygen --alg HS256`)"
                 )));
             }
-            Ok(Key::hs256(kid, secret.as_bytes()))
+            Ok(Key::hs256(purpose, kid, secret.as_bytes()))
         }
         (_, "EdDSA") => {
             let pem = match (&settings.private_key_pem, &settings.private_key_file) {
@@ -310,7 +316,8 @@ fn load_key(
             let der = pem_to_der(&pem).ok_or_else(|| {
                 ConfigError::new(field("private_key_pem"), "is not a PEM PRIVATE KEY block")
             })?;
-            Key::ed25519(kid, &der).map_err(|p| ConfigError::new(field("private_key_pem"), p))
+            Key::ed25519(purpose, kid, &der)
+                .map_err(|p| ConfigError::new(field("private_key_pem"), p))
         }
         (Purpose::Invite, _) => Err(ConfigError::new(field("alg"), "must be HS256 or EdDSA")),
         (Purpose::Grant, _) => Err(ConfigError::new(field("alg"), "must be EdDSA")),

@@ -8,6 +8,11 @@ pub use grant::{GrantClaims, sign_grant, verify_grant};
 pub use invite::{InviteClaims, InvitePersonalData, VerifiedInvite};
 pub use keyring::{Keyring, Purpose, random_id};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use keyring::Key;
+
 /// Longest token accepted, bytes; anything longer is refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 4096;
 
@@ -57,6 +62,27 @@ pub fn check_compact_shape(token: &str) -> Result<(), TokenError> {
         return Err(TokenError::Malformed);
     }
     Ok(())
+}
+
+/// A compact JWS of `claims` signed by `key` (its prepared header, then the claims, then an
+/// Ed25519 signature or an HMAC), for invites and grants alike. Signed here rather than through
+/// `jsonwebtoken::encode`, which would re-parse a PKCS#8 key or set up an HMAC key per call.
+pub(crate) fn compact_jws(key: &Key, claims: &impl serde::Serialize) -> Result<String, TokenError> {
+    let payload = serde_json::to_vec(claims).map_err(|_| TokenError::Invalid("claims"))?;
+    let mut token = String::with_capacity(key.header.len() + payload.len() * 4 / 3 + 90);
+    token.push_str(&key.header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+    let signature = match (&key.ed25519, &key.hmac) {
+        (Some(pair), _) => pair.sign(token.as_bytes()).as_ref().to_vec(),
+        (None, Some(mac)) => aws_lc_rs::hmac::sign(mac, token.as_bytes())
+            .as_ref()
+            .to_vec(),
+        (None, None) => return Err(TokenError::Invalid("cannot sign")),
+    };
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    Ok(token)
 }
 
 /// The JWKS document of the grant keys: every EdDSA public key, never a secret.
