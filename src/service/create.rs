@@ -252,7 +252,8 @@ pub async fn create(
         let token = mint(live, tenant, &new, &found)?;
         tracing::info!(tenant = %tenant.id, jti = %found.jti, "invite create repeated (Idempotency-Key)");
         let email = found.email_status();
-        return Ok(answer(live, new, &found, token, email));
+        let url = link_url(live, &token);
+        return Ok(answer(url, new, &found, token, email));
     }
     finish(state, live, tenant, new, link, token, None).await
 }
@@ -268,7 +269,7 @@ async fn finish(
     token: String,
     idempotency_record: Option<String>,
 ) -> Result<CreatedInvite, ApiError> {
-    let url = format!("{}/i/{token}", live.settings.server.public_base_url);
+    let url = link_url(live, &token);
     let email = if new.send_email {
         send_email(state, live, tenant, &new, &url, &link.jti, link.exp).await
     } else {
@@ -287,7 +288,7 @@ async fn finish(
     }
     state.metrics.invite_created(&tenant.id);
     tracing::info!(tenant = %tenant.id, jti = %link.jti, media_id = %new.media_id, role = %new.role, max_uses = new.max.as_i64(), "invite created");
-    Ok(answer(live, new, &link, token, email))
+    Ok(answer(url, new, &link, token, email))
 }
 
 /// Mints a token for `link` (its id and times) with the request's claims.
@@ -323,16 +324,26 @@ fn mint(
     Ok(token)
 }
 
+/// `{public_base_url}/i/{token}`.
+fn link_url(live: &Live, token: &str) -> String {
+    let base = &live.settings.server.public_base_url;
+    let mut url = String::with_capacity(base.len() + 3 + token.len());
+    url.push_str(base);
+    url.push_str("/i/");
+    url.push_str(token);
+    url
+}
+
 /// The 201 body.
 fn answer(
-    live: &Live,
+    url: String,
     new: NewInvite,
     link: &Remembered,
     token: String,
     email: EmailStatus,
 ) -> CreatedInvite {
     CreatedInvite {
-        url: format!("{}/i/{token}", live.settings.server.public_base_url),
+        url,
         id: link.jti.clone(),
         token,
         media_id: new.media_id,
