@@ -348,4 +348,28 @@ mod tests {
         );
         assert!(changed_keys("server", &old, &old).is_empty());
     }
+
+    fn loaded(store: &str) -> Loaded {
+        Settings::load_watched(&LoadOptions {
+            config_dir: "config".into(),
+            app_env: "test".into(),
+            extra_toml: Some(format!("[store]\nbackend = \"redis\"\n{store}")),
+            env: Some(Default::default()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_password_change_is_a_restart_only_change() {
+        // The printed URLs are the same ("[redacted]"); the key changed all the same.
+        let running = loaded("redis_url = \"redis://:old@redis:6379\"").settings;
+        let changed = loaded("redis_url = \"redis://:new@redis:6379\"");
+        assert_eq!(
+            restart_only_changes(&running, &changed),
+            ["store.redis_url"]
+        );
+        let same = loaded("redis_url = \"redis://:old@redis:6379\"");
+        assert!(restart_only_changes(&running, &same).is_empty());
+    }
 }

@@ -12,7 +12,9 @@ use crate::email::{Message, TemplateValues};
 use crate::error::ApiError;
 use crate::state::{AppState, Live, Tenant};
 use crate::store::{UseStore, unix_now};
-use crate::tokens::{InviteClaims, InvitePersonalData, MAX_TOKEN_LEN, invite, random_id};
+use crate::tokens::{
+    InviteClaims, InvitePersonalData, MAX_TOKEN_LEN, invite, random_id, sha256_hex,
+};
 
 /// The create request. Every field is optional here so that a missing one is a 422 naming it,
 /// while a value of the wrong JSON type is a 400.
@@ -171,11 +173,6 @@ impl Remembered {
     }
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A create request that passed validation.
 #[derive(Debug)]
 struct NewInvite {
@@ -207,7 +204,7 @@ pub async fn create(
     }
     // The body as parsed, so a repeat with its keys in another order is the same request.
     let body =
-        idempotency_key.map(|_| hex_digest(&serde_json::to_vec(&request).unwrap_or_default()));
+        idempotency_key.map(|_| sha256_hex(&serde_json::to_vec(&request).unwrap_or_default()));
     let new = validate(tenant, request)?;
     module.authorize(&new.inviter, new.role)?;
     if new.email.as_ref().is_some_and(|e| module.is_restricted(e)) {
@@ -229,7 +226,7 @@ pub async fn create(
     // Minted before anything is remembered: a link too long to use is refused, never recorded.
     let token = mint(live, tenant, &new, &link)?;
     if let Some(key) = idempotency_key {
-        let store_key = hex_digest(key.as_bytes());
+        let store_key = sha256_hex(key.as_bytes());
         let record = serde_json::to_string(&link).unwrap_or_default();
         let found = state
             .timed(

@@ -8,6 +8,7 @@
 //! `security.max_email_attempts` the link locks. The lock is read in the same atomic step that
 //! records a device, so a redemption with the right email costs no extra store call.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -239,7 +240,7 @@ async fn count_failed_attempt(state: &AppState, link: &LinkRef<'_>) -> ApiError 
 fn grant(
     live: &Live,
     invite: &Invite<'_>,
-    participant: Participant,
+    mut participant: Participant,
     bound: bool,
     device: String,
     uses: u64,
@@ -261,13 +262,15 @@ fn grant(
         mty: claims.mty.clone(),
         role: claims.role.clone(),
         name: format!("{} {}", participant.first_name, participant.last_name),
-        email: participant.email.clone(),
+        // Lent to the claims and taken back once signed: no copy on the redeem path.
+        email: std::mem::take(&mut participant.email),
         iid: claims.jti.clone(),
         bound,
         email_verified: participant.email_verified,
     };
     let grant = sign_grant(&live.grant_keys, &grant_claims)
         .map_err(|e| ApiError::Internal(format!("grant signing: {e:?}")))?;
+    participant.email = grant_claims.email;
     Ok(Redeemed {
         grant,
         grant_expires_at: rfc3339(exp),
@@ -302,12 +305,12 @@ pub fn participant_id(tenant: &str, email: &EmailAddress, open: bool) -> String 
 /// What counts as one use in the store: the device on an email-bound link; on an open link the
 /// device and the address, so one device cannot mint grants for any number of identities
 /// without each taking a use.
-fn participant_key(device: &str, email: &EmailAddress, open: bool) -> String {
+fn participant_key<'a>(device: &'a str, email: &EmailAddress, open: bool) -> Cow<'a, str> {
     if open {
         // A unit separator cannot occur in a device id ([A-Za-z0-9_-]).
-        format!("{device}\u{1f}{}", email.canonical())
+        Cow::Owned(format!("{device}\u{1f}{}", email.canonical()))
     } else {
-        device.to_owned()
+        Cow::Borrowed(device)
     }
 }
 

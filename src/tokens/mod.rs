@@ -85,6 +85,18 @@ pub(crate) fn compact_jws(key: &Key, claims: &impl serde::Serialize) -> Result<S
     Ok(token)
 }
 
+/// The SHA-256 of `bytes`, lowercase hex (idempotency records, revisions).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        // Writing to a String cannot fail.
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
 /// The JWKS document of the grant keys: every EdDSA public key, never a secret.
 pub fn jwks_json(ring: &Keyring) -> String {
     let keys: Vec<serde_json::Value> = ring

@@ -457,6 +457,29 @@ async fn a_failed_reload_changes_nothing() {
     );
 }
 
+/// A configuration that names a key file not there yet is refused; the file appearing later (a
+/// name the running configuration does not know) is what fixes it, and reloads by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_a_failed_reload_needs_reloads_when_it_appears() {
+    let site = Site::new("backend = \"memory\"");
+    let bin = site.start().await;
+    let errors = reloads(&bin, "error").await;
+    site.write_config("backend = \"memory\"", &["i3", "i1"], "");
+    eventually("the reload refused", || async {
+        reloads(&bin, "error").await > errors
+    })
+    .await;
+    assert_eq!(kid(&token(&bin, OLD_KEY).await), "i1");
+    write_atomic(
+        &site.path("keys/i3"),
+        "a-third-invite-hmac-key-0123456789abcdef",
+    );
+    eventually("the new key signs once its file exists", || async {
+        kid(&token(&bin, OLD_KEY).await) == "i3"
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_only_keys_warn_and_everything_else_applies() {
     let site = Site::new("backend = \"memory\"");
