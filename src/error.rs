@@ -351,16 +351,3 @@ impl From<Refusal> for ApiError {
     }
 }
 
-impl From<actix_web::error::JsonPayloadError> for ApiError {
-    fn from(err: actix_web::error::JsonPayloadError) -> Self {
-        use actix_web::error::JsonPayloadError as E;
-        match err {
-            E::Overflow { .. } | E::OverflowKnownLength { .. } => Self::PayloadTooLarge,
-            E::Deserialize(e) => Self::MalformedRequest(format!(
-                "The body is not valid JSON of the expected shape: {e}"
-            )),
-            E::Serialize(e) => Self::Internal(e.to_string()),
-            other => Self::MalformedRequest(format!("The body could not be read: {other}")),
-        }
-    }
-}

@@ -11,7 +11,8 @@ use actix_web::{App, HttpServer, web};
 use futures_util::FutureExt;
 
 use crate::error::ApiError;
-use crate::metrics::{RouteLabels, method_label, route_label};
+use crate::metrics::{RouteLabels, method_label};
+use crate::routes::RouteLabel;
 use crate::settings::{ConfigError, Loaded, Settings, StoreBackend};
 use crate::state::{AppState, Live};
 use crate::store::{MemoryStore, RedisStore, Store, UseStore};
@@ -171,10 +172,6 @@ impl Application {
         let store_timeout_ms = live.settings.store.timeout_ms;
         let shutdown = server_settings.shutdown_timeout_seconds;
         let workers = server_settings.worker_count();
-        let json_config = web::JsonConfig::default()
-            .limit(MAX_BODY_BYTES)
-            .content_type_required(false)
-            .error_handler(|err, _req| ApiError::from(err).into());
         let server = HttpServer::new(move || {
             // Runs on each worker thread as it starts: open this worker's store connection now
             // rather than inside the first request's 250 ms budget.
@@ -188,7 +185,6 @@ impl Application {
             tuning::set_slice(server_settings.yield_after_us);
             App::new()
                 .app_data(state.clone())
-                .app_data(json_config.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
                 .wrap(
@@ -197,14 +193,17 @@ impl Application {
                         .add((header::CACHE_CONTROL, "no-store")),
                 )
                 .wrap_fn(|req, srv| {
-                    // Route patterns, never paths: paths carry tokens.
-                    let route = route_label(req.path());
                     let method = method_label(req.method());
                     let state = req.app_data::<web::Data<AppState>>().cloned();
                     let started = Instant::now();
                     tuning::at_request_start(started);
                     srv.call(req).map(move |res| {
                         if let (Ok(res), Some(state)) = (&res, state) {
+                            // Route patterns, never paths: paths carry tokens.
+                            let route = res
+                                .request()
+                                .app_data::<RouteLabel>()
+                                .map_or("unmatched", |label| label.0);
                             let status = res.status().as_u16();
                             let elapsed = started.elapsed().as_secs_f64();
                             tracing::debug!(%method, %route, status, elapsed, "request");

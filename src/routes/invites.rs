@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::AuthTenant;
+use super::{AuthTenant, Body};
 use crate::domain::invite::idempotency_key;
 use crate::error::ApiError;
 use crate::service::create::{CreateInviteRequest, create as create_invite};
@@ -13,7 +13,9 @@ use crate::state::AppState;
 
 /// A body that names a token.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenBody {
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     token: Option<String>,
 }
 
@@ -31,7 +33,7 @@ pub async fn create(
     req: HttpRequest,
     tenant: AuthTenant,
     state: web::Data<AppState>,
-    body: web::Json<CreateInviteRequest>,
+    Body(body): Body<CreateInviteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = match req.headers().get("idempotency-key") {
         None => None,
@@ -43,7 +45,7 @@ pub async fn create(
                 .map_err(|message| ApiError::invalid("Idempotency-Key", message))?,
         ),
     };
-    let created = create_invite(&state, &tenant.1, &tenant.0, body.into_inner(), key).await?;
+    let created = create_invite(&state, &tenant.1, &tenant.0, body, key).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -52,7 +54,7 @@ pub async fn create(
 pub async fn introspect(
     tenant: AuthTenant,
     state: web::Data<AppState>,
-    body: web::Json<TokenBody>,
+    Body(body): Body<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let report = inspect::introspect(&state, &tenant.1, &tenant.0, body.token()?).await?;
     Ok(HttpResponse::Ok().json(report))
@@ -63,7 +65,7 @@ pub async fn introspect(
 pub async fn revoke(
     tenant: AuthTenant,
     state: web::Data<AppState>,
-    body: web::Json<TokenBody>,
+    Body(body): Body<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = inspect::revoke_token(&state, &tenant.1, &tenant.0, body.token()?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "revoked": true })))

@@ -2,6 +2,7 @@
 //! shape the response.
 
 mod auth;
+mod body;
 mod demo;
 mod invites;
 mod landing;
@@ -11,6 +12,8 @@ mod revocations;
 mod settings;
 
 pub use auth::{AuthTenant, Current};
+pub use body::{Body, non_null, object};
+
 
 use std::time::Instant;
 
@@ -18,47 +21,61 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{Error, HttpRequest, ResponseError, web};
+use actix_web::{Error, HttpRequest, Resource, ResponseError, web};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The label of a route's request metrics: the pattern it is registered under, attached to the
+/// route itself (`resource`), so a new route can never be labelled by a stale copy of this
+/// table. Requests that match no route carry none and are labelled `unmatched`.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
+/// A resource under `pattern`, labelled with it.
+fn resource(pattern: &'static str) -> Resource {
+    web::resource(pattern).app_data(RouteLabel(pattern))
+}
+
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/invites").route(web::post().to(invites::create)))
-        .service(web::resource("/v1/invites/introspect").route(web::post().to(invites::introspect)))
-        .service(web::resource("/v1/invites/revoke").route(web::post().to(invites::revoke)))
+    cfg.service(resource("/v1/invites").route(web::post().to(invites::create)))
+        .service(resource("/v1/invites/introspect").route(web::post().to(invites::introspect)))
+        .service(resource("/v1/invites/revoke").route(web::post().to(invites::revoke)))
         .service(
-            web::resource("/v1/invites/{id}")
+            resource("/v1/invites/{id}")
                 .route(web::get().to(invites::get))
                 .route(web::delete().to(invites::delete)),
         )
         .service(
-            web::resource("/v1/redeem")
+            resource("/v1/redeem")
                 .route(web::post().to(redeem::redeem))
                 .route(web::method(Method::OPTIONS).to(redeem::preflight))
                 // The last wrap is the outermost: CORS headers reach 429 answers too.
                 .wrap_fn(rate_limit)
                 .wrap_fn(redeem::cors),
         )
-        .service(web::resource("/v1/revocations").route(web::post().to(revocations::revoke)))
-        .service(web::resource("/v1/settings").route(web::get().to(settings::get)))
+        .service(resource("/v1/revocations").route(web::post().to(revocations::revoke)))
+        .service(resource("/v1/settings").route(web::get().to(settings::get)))
         .service(
+            // Every path under /i/ reaches `landing::dispatch` (see there why not a resource);
+            // it answers 404 to anything but /i/{token}.
             web::scope("/i")
+                .app_data(RouteLabel("/i/{token}"))
                 .default_service(web::to(landing::dispatch))
                 .wrap_fn(rate_limit),
         )
         .service(
-            web::resource("/demo/accept")
+            resource("/demo/accept")
                 .route(web::get().to(demo::info))
                 .route(web::post().to(demo::accept)),
         )
-        .service(web::resource("/.well-known/jwks.json").route(web::get().to(ops::jwks)))
-        .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
-        .service(web::resource("/healthz/store").route(web::get().to(ops::store_health)))
-        .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
-        .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
-        .service(web::resource("/openapi.yaml").route(web::get().to(ops::openapi)));
+        .service(resource("/.well-known/jwks.json").route(web::get().to(ops::jwks)))
+        .service(resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(resource("/healthz/store").route(web::get().to(ops::store_health)))
+        .service(resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(resource("/openapi.yaml").route(web::get().to(ops::openapi)));
 }
 
 /// Applies the configured per-client rate limit in front of the participant endpoints (the

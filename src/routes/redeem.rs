@@ -6,6 +6,7 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{Error, HttpRequest, HttpResponse, web};
 
+use super::Body;
 use super::auth::Current;
 use crate::error::ApiError;
 use crate::service::redeem::{RedeemRequest, redeem as redeem_link};
@@ -16,9 +17,9 @@ use crate::state::AppState;
 pub async fn redeem(
     state: web::Data<AppState>,
     live: Current,
-    body: web::Json<RedeemRequest>,
+    Body(body): Body<RedeemRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let redeemed = redeem_link(&state, &live.0, body.into_inner()).await?;
+    let redeemed = redeem_link(&state, &live.0, body).await?;
     Ok(HttpResponse::Ok().json(redeemed))
 }
 

@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::AuthTenant;
+use super::{AuthTenant, Body};
 use crate::domain::invite::identifier;
 use crate::error::ApiError;
 use crate::service::inspect::revoke_scope;
@@ -14,8 +14,11 @@ use crate::store::Scope;
 
 /// The scope to revoke; `{}` is the whole tenant.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScopeBody {
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     media_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     inviter_id: Option<String>,
 }
 
@@ -24,7 +27,7 @@ pub struct ScopeBody {
 pub async fn revoke(
     tenant: AuthTenant,
     state: web::Data<AppState>,
-    body: web::Json<ScopeBody>,
+    Body(body): Body<ScopeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = match (&body.media_id, &body.inviter_id) {
         (Some(_), Some(_)) => {

@@ -16,63 +16,87 @@ use crate::tokens::{
     InviteClaims, InvitePersonalData, MAX_TOKEN_LEN, invite, random_id, sha256_hex,
 };
 
-/// The create request. Every field is optional here so that a missing one is a 422 naming it,
-/// while a value of the wrong JSON type is a 400.
+/// The create request. Every field is optional here so that a missing one is a 422 naming it;
+/// a value of the wrong JSON type (`null` included) is a 400 and an unknown field a 422
+/// (`routes::Body`).
 #[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
     /// The media entry.
+    #[serde(default, deserialize_with = "crate::routes::object")]
     pub media: Option<MediaIn>,
     /// Who invites.
+    #[serde(default, deserialize_with = "crate::routes::object")]
     pub inviter: Option<InviterIn>,
     /// Who is invited, and as what.
+    #[serde(default, deserialize_with = "crate::routes::object")]
     pub invitee: Option<InviteeIn>,
     /// Link lifetime; at most `LinkDuration`.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub duration_minutes: Option<i64>,
     /// Use limit; at most `LinkReusability`.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub max_uses: Option<i64>,
     /// Send the invite by email.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub send_email: Option<bool>,
     /// Email language.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub language: Option<String>,
 }
 
 /// `media` of a create request.
 #[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct MediaIn {
     /// Entry id.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub id: Option<String>,
     /// Media type.
     #[serde(rename = "type")]
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub kind: Option<String>,
     /// Entry title.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub title: Option<String>,
 }
 
 /// `inviter` of a create request.
 #[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct InviterIn {
     /// User id.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub id: Option<String>,
     /// Display name.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub name: Option<String>,
     /// Platform role.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub role: Option<String>,
     /// Group ids.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub groups: Option<Vec<String>>,
     /// Permission on the entry.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub permission: Option<String>,
 }
 
 /// `invitee` of a create request.
 #[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct InviteeIn {
     /// Invited address; omitted for an open link.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub email: Option<String>,
     /// First name.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub first_name: Option<String>,
     /// Last name.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub last_name: Option<String>,
     /// Role on the entry.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub role: Option<String>,
 }
 

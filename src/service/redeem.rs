@@ -23,16 +23,22 @@ use crate::tokens::{GrantClaims, random_id, sign_grant};
 
 /// A redemption request (`POST /v1/redeem`, or the landing page's form with its cookie).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
     /// The invite token.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub token: Option<String>,
     /// The participant's email.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub email: Option<String>,
     /// First name (open links).
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub first_name: Option<String>,
     /// Last name (open links).
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub last_name: Option<String>,
     /// The participant's device; generated when absent.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub device_id: Option<String>,
 }
 
