@@ -71,6 +71,34 @@ pub fn non_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(deserializer).map(Some)
 }
 
+/// For optional integer fields: a JSON number with no fraction, as JSON Schema's `integer`
+/// (`60` and `60.0` alike; `60.5` is 400). One beyond `i64` saturates, so the handler's range
+/// check answers 422 "out of range" rather than 400.
+pub fn integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    struct Whole;
+    impl Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            Ok(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            if v.fract() == 0.0 {
+                // `as` saturates at the bounds of i64.
+                Ok(v as i64)
+            } else {
+                Err(E::invalid_type(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    deserializer.deserialize_any(Whole).map(Some)
+}
+
 /// For optional fields holding an object: like [`non_null`], and an array is refused too (serde
 /// would otherwise read `["1_abc", "room"]` as a struct, field by field).
 pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -111,6 +139,8 @@ mod tests {
         name: Option<String>,
         #[serde(default, deserialize_with = "object")]
         inner: Option<Inner>,
+        #[serde(default, deserialize_with = "integer")]
+        count: Option<i64>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -151,6 +181,18 @@ mod tests {
             "",
             "[]",
         ] {
+            assert_eq!(answer(body).0, ErrorCode::MalformedRequest, "{body}");
+        }
+        for (body, count) in [
+            (r#"{"count": 60}"#, 60),
+            (r#"{"count": 60.0}"#, 60),
+            (r#"{"count": -1}"#, -1),
+            (r#"{"count": 1e300}"#, i64::MAX),
+            (r#"{"count": 18446744073709551615}"#, i64::MAX),
+        ] {
+            assert_eq!(parse::<Outer>(body.as_bytes()).unwrap().count, Some(count), "{body}");
+        }
+        for body in [r#"{"count": 60.5}"#, r#"{"count": "60"}"#, r#"{"count": null}"#] {
             assert_eq!(answer(body).0, ErrorCode::MalformedRequest, "{body}");
         }
         let (_, detail) = answer(r#"{"inner": {"id": 5}}"#);

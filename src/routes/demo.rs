@@ -27,11 +27,14 @@ pub async fn info(live: Current) -> Result<HttpResponse, ApiError> {
 }
 
 /// `POST /demo/accept`: verify the grant and show it.
-pub async fn accept(live: Current, form: web::Form<GrantForm>) -> Result<HttpResponse, ApiError> {
+pub async fn accept(live: Current, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let state = &live.0;
     if state.settings.is_production() {
         return Err(ApiError::NotFound);
     }
+    // Read as a form whatever its Content-Type, like the join form: 400 when it is not one.
+    let form: GrantForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| ApiError::MalformedRequest(format!("The form could not be read: {e}")))?;
     let audiences: Vec<&str> = state
         .tenants
         .values()

@@ -12,7 +12,7 @@ mod revocations;
 mod settings;
 
 pub use auth::{AuthTenant, Current};
-pub use body::{Body, non_null, object};
+pub use body::{Body, integer, non_null, object};
 
 
 use std::time::Instant;

@@ -32,10 +32,10 @@ pub struct CreateInviteRequest {
     #[serde(default, deserialize_with = "crate::routes::object")]
     pub invitee: Option<InviteeIn>,
     /// Link lifetime; at most `LinkDuration`.
-    #[serde(default, deserialize_with = "crate::routes::non_null")]
+    #[serde(default, deserialize_with = "crate::routes::integer")]
     pub duration_minutes: Option<i64>,
     /// Use limit; at most `LinkReusability`.
-    #[serde(default, deserialize_with = "crate::routes::non_null")]
+    #[serde(default, deserialize_with = "crate::routes::integer")]
     pub max_uses: Option<i64>,
     /// Send the invite by email.
     #[serde(default, deserialize_with = "crate::routes::non_null")]
