@@ -350,4 +350,3 @@ impl From<Refusal> for ApiError {
         }
     }
 }
-

@@ -37,12 +37,18 @@ if ! target/py/bin/python -c 'import jwt, cryptography' 2>/dev/null; then
   target/py/bin/pip install --quiet --disable-pip-version-check pyjwt==2.15.1 cryptography==50.0.2
 fi
 npm ci --prefix examples/node --no-audit --no-fund --silent
+# schemathesis, pinned, for the contract run of openapi.yaml (tests/contract/run.sh).
+if ! target/py/bin/st --version 2>/dev/null | grep -q '4.32.5'; then
+  target/py/bin/pip install --quiet --disable-pip-version-check schemathesis==4.32.5
+fi
 target/py/bin/kubernetes-validate --strict --quiet -k 1.37.0 \
   $(ls k8s/base/*.yaml | grep -v kustomization.yaml) k8s/secret.example.yaml
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# openapi.yaml against the real service: every phase, every check, zero failures.
+bash tests/contract/run.sh
 # The benchmark, for a second per phase on the debug build, so the script cannot rot. The real
 # run is `bash tests/load/bench.sh` (release build, see README "Performance").
 BENCH_SECONDS=1 BENCH_QUICK=1 bash tests/load/bench.sh

@@ -29,10 +29,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
         // The body limit is the app's `PayloadConfig` (16 KiB).
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|err| match err.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
-                _ => ApiError::MalformedRequest(format!("The body could not be read: {err}")),
-            })?;
+            let bytes = bytes
+                .await
+                .map_err(|err| match err.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+                    _ => ApiError::MalformedRequest(format!("The body could not be read: {err}")),
+                })?;
             parse(&bytes).map(Body)
         })
     }
@@ -166,7 +168,11 @@ mod tests {
         assert!(parse::<Outer>(b"{}").unwrap().name.is_none());
         for (body, code, field) in [
             (r#"{"nme": "x"}"#, ErrorCode::InvalidRequest, "nme"),
-            (r#"{"inner": {"idd": "x"}}"#, ErrorCode::InvalidRequest, "inner.idd"),
+            (
+                r#"{"inner": {"idd": "x"}}"#,
+                ErrorCode::InvalidRequest,
+                "inner.idd",
+            ),
         ] {
             assert_eq!(answer(body), (code, field.to_owned()), "{body}");
         }
@@ -190,9 +196,17 @@ mod tests {
             (r#"{"count": 1e300}"#, i64::MAX),
             (r#"{"count": 18446744073709551615}"#, i64::MAX),
         ] {
-            assert_eq!(parse::<Outer>(body.as_bytes()).unwrap().count, Some(count), "{body}");
+            assert_eq!(
+                parse::<Outer>(body.as_bytes()).unwrap().count,
+                Some(count),
+                "{body}"
+            );
         }
-        for body in [r#"{"count": 60.5}"#, r#"{"count": "60"}"#, r#"{"count": null}"#] {
+        for body in [
+            r#"{"count": 60.5}"#,
+            r#"{"count": "60"}"#,
+            r#"{"count": null}"#,
+        ] {
             assert_eq!(answer(body).0, ErrorCode::MalformedRequest, "{body}");
         }
         let (_, detail) = answer(r#"{"inner": {"id": 5}}"#);

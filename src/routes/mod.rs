@@ -14,7 +14,6 @@ mod settings;
 pub use auth::{AuthTenant, Current};
 pub use body::{Body, integer, non_null, object};
 
-
 use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};

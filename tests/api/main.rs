@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod bodies;
 mod browser;
 mod cli;
 mod concurrency;

@@ -87,7 +87,9 @@ async fn every_documented_operation_is_routed_and_labelled_by_its_route() {
     let operations = documented_operations(include_str!("../../openapi.yaml"));
     assert!(operations.len() >= 17, "{operations:?}");
     for (path, method) in &operations {
-        let concrete = path.replace("{id}", "some-id").replace("{token}", "some.token");
+        let concrete = path
+            .replace("{id}", "some-id")
+            .replace("{token}", "some.token");
         let request = app.client.request(
             reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
             format!("{}{concrete}", app.address),
@@ -107,11 +109,20 @@ async fn every_documented_operation_is_routed_and_labelled_by_its_route() {
 
 /// The (path, method) pairs of openapi.yaml's `paths`.
 fn documented_operations(yaml: &str) -> Vec<(String, String)> {
-    let paths = yaml.split("\npaths:\n").nth(1).expect("openapi.yaml has paths");
+    let paths = yaml
+        .split("\npaths:\n")
+        .nth(1)
+        .expect("openapi.yaml has paths");
     let mut operations = Vec::new();
     let mut current = None;
-    for line in paths.lines().take_while(|line| !line.starts_with(|c: char| c.is_alphabetic())) {
-        if let Some(path) = line.strip_prefix("  /").and_then(|rest| rest.strip_suffix(':')) {
+    for line in paths
+        .lines()
+        .take_while(|line| !line.starts_with(|c: char| c.is_alphabetic()))
+    {
+        if let Some(path) = line
+            .strip_prefix("  /")
+            .and_then(|rest| rest.strip_suffix(':'))
+        {
             current = Some(format!("/{path}"));
         } else if let (Some(path), Some(method)) = (&current, line.strip_prefix("    ")) {
             let method = method.trim_end_matches(':');
