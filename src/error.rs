@@ -62,6 +62,9 @@ error_codes! {
     Locked => "locked",
     CrossSiteRequest => "cross_site_request",
     IdempotencyConflict => "idempotency_conflict",
+    CodeRequired => "code_required",
+    InvalidCode => "invalid_code",
+    EmailFailed => "email_failed",
     RateLimited => "rate_limited",
     StoreUnavailable => "store_unavailable",
     Internal => "internal",
@@ -112,6 +115,16 @@ pub enum ApiError {
     Locked,
     /// 403: a browser posted the join form from another site.
     CrossSiteRequest,
+    /// 403: a device new to the link needs a one-time code (`RequireEmailCode`).
+    CodeRequired,
+    /// 403: the one-time code is wrong (`Some(tries left)`; 0: now void) or there is no live
+    /// code (`None`: none sent, expired, used or voided).
+    InvalidCode {
+        /// Wrong tries the code still allows, when it was wrong.
+        tries_left: Option<u32>,
+    },
+    /// 502: the email could not be handed to the relay (a one-time code: it was voided).
+    EmailFailed,
     /// 429: too many requests from this client.
     RateLimited {
         /// Seconds until a request may succeed.
@@ -171,6 +184,9 @@ impl ApiError {
             Self::EmailMismatch => ErrorCode::EmailMismatch,
             Self::Locked => ErrorCode::Locked,
             Self::CrossSiteRequest => ErrorCode::CrossSiteRequest,
+            Self::CodeRequired => ErrorCode::CodeRequired,
+            Self::InvalidCode { .. } => ErrorCode::InvalidCode,
+            Self::EmailFailed => ErrorCode::EmailFailed,
             Self::IdempotencyConflict => ErrorCode::IdempotencyConflict,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,
@@ -201,6 +217,9 @@ impl ApiError {
             Self::EmailMismatch => "Email does not match the invitation",
             Self::Locked => "Link locked",
             Self::CrossSiteRequest => "Request from another site",
+            Self::CodeRequired => "Code required",
+            Self::InvalidCode { .. } => "Code not valid",
+            Self::EmailFailed => "Email not sent",
             Self::IdempotencyConflict => "Idempotency key reused",
             Self::RateLimited { .. } => "Too many requests",
             Self::StoreUnavailable { .. } => "Temporarily unavailable",
@@ -231,6 +250,12 @@ impl ApiError {
             Self::EmailMismatch => "This invitation was sent to a different email address.".into(),
             Self::Locked => "This invitation link is locked after too many attempts with a wrong email address. Ask the person who invited you for a new one.".into(),
             Self::CrossSiteRequest => "This form can only be sent from the invitation page itself. Open the invitation link and join from there.".into(),
+            Self::CodeRequired => "This invitation needs a one-time code sent to the invited address: ask for one, then enter it.".into(),
+            Self::InvalidCode { tries_left: None } => "This code has expired or was already used. Ask for a new one.".into(),
+            Self::InvalidCode { tries_left: Some(0) } => "This code is not right, and after too many tries it no longer works. Ask for a new one.".into(),
+            Self::InvalidCode { tries_left: Some(1) } => "This code is not right. One try left.".into(),
+            Self::InvalidCode { tries_left: Some(n) } => format!("This code is not right. {n} tries left."),
+            Self::EmailFailed => "The email could not be sent right now; try again in a moment.".into(),
             Self::IdempotencyConflict => "This Idempotency-Key was used within the last 24 hours with a different request body: use a new key for a new request.".into(),
             Self::RateLimited { .. } => "Too many requests; try again shortly.".into(),
             Self::StoreUnavailable { .. } => "The service cannot check this link right now; try again in a moment.".into(),
@@ -249,7 +274,9 @@ impl ApiError {
             | Self::RoleNotGrantable
             | Self::NotYetValid
             | Self::EmailMismatch
-            | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
+            | Self::CrossSiteRequest
+            | Self::CodeRequired
+            | Self::InvalidCode { .. } => StatusCode::FORBIDDEN,
             Self::InvalidRequest(_) | Self::RestrictedDomain | Self::EmailDisabled => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -259,6 +286,7 @@ impl ApiError {
             Self::Expired | Self::Exhausted | Self::Revoked | Self::Locked => StatusCode::GONE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::EmailFailed => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -197,8 +197,11 @@ fn revision(shared: &[u8], id: &str, tenant: &TenantSettings, mailer: &Mailer) -
     let mut input = shared.to_vec();
     input.extend_from_slice(id.as_bytes());
     input.extend(serde_json::to_vec(tenant).unwrap_or_default());
-    if let Some(template) = mailer.template(&tenant.invitetomedia.invite_email_template) {
-        input.extend_from_slice(template.digest());
+    let module = &tenant.invitetomedia;
+    for name in [&module.invite_email_template, &module.code_email_template] {
+        if let Some(template) = mailer.template(name) {
+            input.extend_from_slice(template.digest());
+        }
     }
     // 128 bits are plenty to tell two configurations apart.
     let mut hex = crate::tokens::sha256_hex(&input);

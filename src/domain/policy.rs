@@ -104,6 +104,10 @@ pub struct ModuleSettings {
     pub restrict_new_user_domains: Vec<DomainRule>,
     /// Whether links not bound to an email may be created.
     pub allow_open_links: bool,
+    /// Each new device of an email-bound link needs a one-time code before its first use.
+    pub require_email_code: bool,
+    /// Template of the one-time code email.
+    pub code_email_template: String,
 }
 
 impl Default for ModuleSettings {
@@ -116,6 +120,8 @@ impl Default for ModuleSettings {
             invite_email_template: String::new(),
             restrict_new_user_domains: Vec::new(),
             allow_open_links: false,
+            require_email_code: false,
+            code_email_template: "code".to_owned(),
         }
     }
 }
@@ -124,6 +130,12 @@ impl ModuleSettings {
     /// Whether invite emails can be sent at all.
     pub fn email_enabled(&self) -> bool {
         !self.invite_email_template.is_empty()
+    }
+
+    /// Whether the code template must exist: codes are required, or invite emails are sent
+    /// (whose recipients may need a code to move the link to another device).
+    pub fn needs_code_template(&self) -> bool {
+        self.require_email_code || self.email_enabled()
     }
 
     /// Checks that `inviter` may give `role` on an entry of `media_type`. The role must already

@@ -83,18 +83,40 @@ impl Mailer {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let mut templates = HashMap::new();
         for (id, tenant) in &settings.tenants {
-            let name = tenant.invitetomedia.invite_email_template.trim();
-            if name.is_empty() || templates.contains_key(name) {
-                continue;
+            let module = &tenant.invitetomedia;
+            // The code template must exist where codes are required or invite emails go out;
+            // elsewhere a missing one only makes codes unavailable (422 email_disabled).
+            for (key, name, required) in [
+                ("inviteEmailTemplate", &module.invite_email_template, true),
+                (
+                    "codeEmailTemplate",
+                    &module.code_email_template,
+                    module.needs_code_template(),
+                ),
+            ] {
+                let name = name.trim();
+                if name.is_empty() && required && key == "codeEmailTemplate" {
+                    return Err(ConfigError::new(
+                        format!("tenants.{id}.invitetomedia.{key}"),
+                        "must name a template: RequireEmailCode is on or inviteEmailTemplate is set",
+                    ));
+                }
+                if name.is_empty() || templates.contains_key(name) {
+                    continue;
+                }
+                match EmailTemplate::load(&settings.email.templates_dir, name) {
+                    Ok(template) => {
+                        templates.insert(name.to_owned(), template);
+                    }
+                    Err(problem) if required => {
+                        return Err(ConfigError::new(
+                            format!("tenants.{id}.invitetomedia.{key}"),
+                            problem,
+                        ));
+                    }
+                    Err(_) => {}
+                }
             }
-            let template =
-                EmailTemplate::load(&settings.email.templates_dir, name).map_err(|problem| {
-                    ConfigError::new(
-                        format!("tenants.{id}.invitetomedia.inviteEmailTemplate"),
-                        problem,
-                    )
-                })?;
-            templates.insert(name.to_owned(), template);
         }
         let transport = match settings.email.transport {
             EmailTransportKind::Log => Transport::Log,

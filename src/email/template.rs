@@ -23,7 +23,7 @@ use handlebars::Handlebars;
 use serde::Deserialize;
 
 /// The tokens a template may use.
-pub const TOKENS: [&str; 8] = [
+pub const TOKENS: [&str; 9] = [
     "URL",
     "FIRSTNAME",
     "LASTNAME",
@@ -32,6 +32,7 @@ pub const TOKENS: [&str; 8] = [
     "INVITER",
     "ROLE",
     "EXPIRES",
+    "CODE",
 ];
 
 /// The language every template must have; the fallback of every other.
@@ -74,8 +75,11 @@ pub struct TemplateValues {
     pub inviter: String,
     /// Role id (`viewer`, `speaker`, `moderator`).
     pub role: String,
-    /// Link expiry, unix seconds (formatted in the template's language).
+    /// Link expiry, unix seconds (formatted in the template's language); in a code email, the
+    /// code's.
     pub expires: i64,
+    /// The one-time code (code emails; empty in invite emails).
+    pub code: String,
 }
 
 /// A rendered message.
@@ -112,8 +116,10 @@ impl std::fmt::Debug for EmailTemplate {
 }
 
 /// The committed templates of `config/templates`, compiled in by name.
-const COMPILED_IN: [(&str, &str); 1] =
-    [("invite", include_str!("../../config/templates/invite.toml"))];
+const COMPILED_IN: [(&str, &str); 2] = [
+    ("invite", include_str!("../../config/templates/invite.toml")),
+    ("code", include_str!("../../config/templates/code.toml")),
+];
 
 impl EmailTemplate {
     /// Loads and compiles `<dir>/<name>.toml`. Errors name the file and, for a bad token, the
@@ -229,6 +235,7 @@ impl EmailTemplate {
         data.insert("INVITER", values.inviter.clone());
         data.insert("ROLE", values.role.clone());
         data.insert("EXPIRES", format_expiry(values.expires, language));
+        data.insert("CODE", values.code.clone());
         let render = |hb: &Handlebars<'static>, part: &str| {
             hb.render(&format!("{language}/{part}"), &data)
                 .map_err(|e| e.to_string())
@@ -405,6 +412,7 @@ bodyAsText = "Bonjour {FIRSTNAME}, avant le {EXPIRES}"
             inviter: "Prof One".into(),
             role: "speaker".into(),
             expires: 1_795_600_800, // 2026-11-25 10:00 UTC
+            code: "042917".into(),
         }
     }
 

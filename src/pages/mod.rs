@@ -33,6 +33,7 @@ label{display:block;margin:14px 0 4px;font-weight:600}\
 input{width:100%;padding:10px 12px;font-size:1rem;border:1px solid #b8bcc4;border-radius:6px}\
 input:focus{outline:2px solid var(--accent);border-color:var(--accent)}\
 button{margin-top:20px;width:100%;padding:12px;font-size:1rem;font-weight:600;color:#fff;background:var(--accent);border:0;border-radius:6px;cursor:pointer}\
+button.secondary{margin-top:10px;color:#1a1a1a;background:#fff;border:1px solid #6b7280}\
 .error{padding:10px 12px;border-radius:6px;background:#fdecea;color:#8a1c12}.muted{color:#555;font-size:.9rem}";
 
 /// What the invite offers, as the page shows it.
@@ -48,11 +49,25 @@ pub struct InviteFacts {
     pub expires: String,
 }
 
+/// Where the join form is in the one-time code flow.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum CodeStep {
+    /// No code involved: the form joins.
+    #[default]
+    None,
+    /// A code is needed (or would move a used-up link here): the form asks for one.
+    Offer,
+    /// A code was sent: the form takes it, and can ask for a new one.
+    Enter,
+}
+
 /// The join form.
 #[derive(Debug, Default)]
 pub struct FormFields {
     /// Open link: ask for names too.
     pub open: bool,
+    /// The one-time code step.
+    pub code: CodeStep,
     /// Prefilled email.
     pub email: String,
     /// Prefilled first name.
@@ -165,7 +180,9 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
     escape(&mut o, &page.heading);
     o.push_str("</h1>\n");
     if let Some(message) = &page.message {
-        o.push_str(if page.form.is_some() {
+        // Next to a form the message is what went wrong, announced at once; a code just sent
+        // is news, not an error.
+        o.push_str(if page.form.is_some() && page.code != "code_sent" {
             "<p class=\"error\" role=\"alert\">"
         } else {
             "<p role=\"status\">"
@@ -219,7 +236,16 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
             );
         }
         input(&mut o, "email", "email", "email", 254, &form.email);
-        o.push_str("<button type=\"submit\">Join</button>\n</form>\n");
+        match form.code {
+            CodeStep::None => o.push_str("<button type=\"submit\">Join</button>\n"),
+            CodeStep::Offer => o.push_str(
+                "<p class=\"muted\">We will email a one-time code to the invited address.</p>\n<button type=\"submit\" name=\"action\" value=\"send_code\">Send me a code</button>\n",
+            ),
+            CodeStep::Enter => o.push_str(
+                "<label for=\"code\">The 6-digit code from the email</label>\n<input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" minlength=\"6\" maxlength=\"6\" required>\n<button type=\"submit\">Join</button>\n<button class=\"secondary\" type=\"submit\" name=\"action\" value=\"send_code\" formnovalidate>Send a new code</button>\n",
+            ),
+        }
+        o.push_str("</form>\n");
     }
     if let Some(accept) = &page.accept {
         o.push_str("<form id=\"handoff\" method=\"post\" action=\"");
@@ -345,6 +371,7 @@ mod tests {
         });
         page.form = Some(FormFields {
             open: true,
+            code: CodeStep::Enter,
             email: evil.into(),
             first_name: evil.into(),
             last_name: evil.into(),

@@ -12,7 +12,8 @@ use crate::domain::UseLimit;
 use crate::domain::invite::device_id;
 use crate::email::template::format_expiry;
 use crate::error::ApiError;
-use crate::pages::{self, FormFields, Handoff, InviteFacts, Page};
+use crate::pages::{self, CodeStep, FormFields, Handoff, InviteFacts, Page};
+use crate::service::code::{CodeRequest, send_code};
 use crate::service::redeem::{RedeemRequest, redeem};
 use crate::service::{Invite, verify_invite};
 use crate::state::{AppState, Live, Tenant};
@@ -25,12 +26,16 @@ pub const DEVICE_COOKIE: &str = "itm_device";
 /// How long the device cookie lives: 180 days, in seconds.
 const DEVICE_COOKIE_MAX_AGE: &str = "15552000";
 
-/// The join form.
+/// The join form. Other fields are ignored (a browser or an extension may add some).
 #[derive(Debug, Deserialize)]
 pub struct JoinForm {
     email: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
+    /// A one-time code from the email.
+    code: Option<String>,
+    /// `send_code`: email a one-time code instead of joining.
+    action: Option<String>,
 }
 
 /// The device of this browser: the cookie when present and valid, else a new id to set.
@@ -133,6 +138,30 @@ fn form_page(
     pages::respond(status, Some(&invite.tenant), &page)
 }
 
+/// The step of the code flow a page for this browser starts at: a device new to the link
+/// needs a code under `RequireEmailCode`.
+fn first_code_step(invite: &Invite<'_>, personal: &InvitePersonalData, known: bool) -> CodeStep {
+    if invite.tenant.module.require_email_code && !personal.is_open() && !known {
+        CodeStep::Offer
+    } else {
+        CodeStep::None
+    }
+}
+
+/// A used-up email-bound link, as a browser that is not one of its devices sees it: the 410
+/// status, and a form that offers a code to move the link to this device.
+fn used_up_page(invite: &Invite<'_>, personal: &InvitePersonalData, email: String) -> HttpResponse {
+    let mut page = Page::new(ApiError::Exhausted.code(), ApiError::Exhausted.title());
+    page.message = Some("This invitation link is in use on another device. If it was sent to you, we can email you a one-time code to join from this device instead.".to_owned());
+    page.invite = Some(facts(invite, personal));
+    page.form = Some(FormFields {
+        code: CodeStep::Offer,
+        email,
+        ..FormFields::default()
+    });
+    pages::respond(StatusCode::GONE, Some(&invite.tenant), &page)
+}
+
 /// `GET /i/{token}` (and HEAD): the invitation, never consuming a use.
 async fn show(req: &HttpRequest, state: &AppState, live: &Live, token: &str) -> HttpResponse {
     let (device, is_new) = device(req);
@@ -207,14 +236,18 @@ async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) ->
         && !status.device_known
         && !personal.is_open()
     {
-        return status_page(Some(tenant), &ApiError::Exhausted);
+        return used_up_page(&invite, &personal, String::new());
     }
+    let code = first_code_step(&invite, &personal, status.device_known);
     form_page(
         &invite,
         &personal,
         StatusCode::OK,
         None,
-        FormFields::default(),
+        FormFields {
+            code,
+            ..FormFields::default()
+        },
     )
 }
 
@@ -248,6 +281,10 @@ async fn join(
         return status_page(None, &ApiError::CrossSiteRequest);
     }
     let (device, is_new) = device(req);
+    if form.action.as_deref() == Some("send_code") {
+        let response = send_code_page(state, live, token, form).await;
+        return with_cookie(live, response, &device, is_new);
+    }
     let request = RedeemRequest {
         token: Some(token.to_owned()),
         email: form
@@ -258,6 +295,12 @@ async fn join(
         first_name: form.first_name.clone().filter(|v| !v.trim().is_empty()),
         last_name: form.last_name.clone().filter(|v| !v.trim().is_empty()),
         device_id: Some(device.clone()),
+        code: form
+            .code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
     };
     let response = match redeem(state, live, request).await {
         Ok(redeemed) => {
@@ -279,23 +322,80 @@ async fn join(
     with_cookie(live, response, &device, is_new)
 }
 
+/// `POST /i/{token}` with `action=send_code`: email a one-time code to the invited address,
+/// then ask for it (`data-code="code_sent"`).
+async fn send_code_page(state: &AppState, live: &Live, token: &str, form: JoinForm) -> HttpResponse {
+    let request = CodeRequest {
+        token: Some(token.to_owned()),
+        email: form
+            .email
+            .clone()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty()),
+    };
+    match send_code(state, live, request).await {
+        Ok(_) => match verify_invite(live, token) {
+            Ok(invite) => {
+                let Ok(personal) = invite.token.personal_data() else {
+                    return status_page(None, &ApiError::InvalidToken);
+                };
+                let mut page = Page::new("code_sent", "Check your inbox");
+                page.message = Some("We sent a one-time code to the address this invitation was sent to. Enter it below: it works once, for 10 minutes.".to_owned());
+                page.invite = Some(facts(&invite, &personal));
+                page.form = Some(FormFields {
+                    code: CodeStep::Enter,
+                    email: form.email.unwrap_or_default(),
+                    ..FormFields::default()
+                });
+                // A status, not an error: the message is announced politely.
+                pages::respond(StatusCode::OK, Some(&invite.tenant), &page)
+            }
+            Err(e) => status_page(None, &e),
+        },
+        Err(error) => retry_or_status(live, token, error, form),
+    }
+}
+
 /// Errors the participant can fix show the form again; the others show the link's status.
 fn retry_or_status(live: &Live, token: &str, error: ApiError, form: JoinForm) -> HttpResponse {
-    let fixable = matches!(
-        error,
+    let step = match &error {
         ApiError::InvalidRequest(_)
-            | ApiError::EmailMismatch
-            | ApiError::RestrictedDomain
-            | ApiError::StoreUnavailable { .. }
-    );
+        | ApiError::EmailMismatch
+        | ApiError::RestrictedDomain
+        | ApiError::StoreUnavailable { .. } => Some(if form.code.is_some() {
+            CodeStep::Enter
+        } else if form.action.is_some() {
+            CodeStep::Offer
+        } else {
+            CodeStep::None
+        }),
+        ApiError::CodeRequired => Some(CodeStep::Offer),
+        ApiError::InvalidCode { tries_left: Some(n) } if *n > 0 => Some(CodeStep::Enter),
+        // Void, expired or used: a new code is needed.
+        ApiError::InvalidCode { .. } | ApiError::RateLimited { .. } | ApiError::EmailFailed => {
+            Some(CodeStep::Offer)
+        }
+        _ => None,
+    };
     let invite = verify_invite(live, token).ok();
-    match invite {
-        Some(invite) if fixable => {
+    match (invite, step) {
+        (Some(invite), _) if matches!(error, ApiError::Exhausted) => {
+            let Ok(personal) = invite.token.personal_data() else {
+                return status_page(None, &ApiError::InvalidToken);
+            };
+            if personal.is_open() {
+                status_page(Some(&invite.tenant), &error)
+            } else {
+                used_up_page(&invite, &personal, form.email.unwrap_or_default())
+            }
+        }
+        (Some(invite), Some(code)) => {
             let Ok(personal) = invite.token.personal_data() else {
                 return status_page(None, &ApiError::InvalidToken);
             };
             let prefill = FormFields {
                 open: false,
+                code,
                 email: form.email.unwrap_or_default(),
                 first_name: form.first_name.unwrap_or_default(),
                 last_name: form.last_name.unwrap_or_default(),
@@ -303,7 +403,7 @@ fn retry_or_status(live: &Live, token: &str, error: ApiError, form: JoinForm) ->
             let page = form_page(&invite, &personal, error.status(), Some(&error), prefill);
             with_retry_after(page, &error)
         }
-        Some(invite) => status_page(Some(&invite.tenant), &error),
-        None => status_page(None, &error),
+        (Some(invite), None) => status_page(Some(&invite.tenant), &error),
+        (None, _) => status_page(None, &error),
     }
 }

@@ -54,6 +54,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap_fn(rate_limit)
                 .wrap_fn(redeem::cors),
         )
+        .service(
+            resource("/v1/redeem/code")
+                .route(web::post().to(redeem::code))
+                .route(web::method(Method::OPTIONS).to(redeem::preflight))
+                .wrap_fn(rate_limit)
+                .wrap_fn(redeem::cors),
+        )
         .service(resource("/v1/revocations").route(web::post().to(revocations::revoke)))
         .service(resource("/v1/settings").route(web::get().to(settings::get)))
         .service(

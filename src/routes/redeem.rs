@@ -1,4 +1,5 @@
-//! `POST /v1/redeem`: public; consumes a use. Open to browsers of the configured origins (CORS);
+//! `POST /v1/redeem`: public; consumes a use. `POST /v1/redeem/code`: public; sends a one-time
+//! code to the invited address. Open to browsers of the configured origins (CORS);
 //! the optional per-client rate limit runs before it, as middleware (`routes::rate_limit`).
 
 use actix_web::body::MessageBody;
@@ -9,6 +10,7 @@ use actix_web::{Error, HttpRequest, HttpResponse, web};
 use super::Body;
 use super::auth::Current;
 use crate::error::ApiError;
+use crate::service::code::{CodeRequest, send_code};
 use crate::service::redeem::{RedeemRequest, redeem as redeem_link};
 use crate::state::AppState;
 
@@ -23,6 +25,17 @@ pub async fn redeem(
     Ok(HttpResponse::Ok().json(redeemed))
 }
 
+/// Sends a one-time code for a link to its invited address.
+#[tracing::instrument(skip_all)]
+pub async fn code(
+    state: web::Data<AppState>,
+    live: Current,
+    Body(body): Body<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let sent = send_code(&state, &live.0, body).await?;
+    Ok(HttpResponse::Accepted().json(sent))
+}
+
 /// The request's `Origin` when CORS allows it.
 fn allowed_origin(state: &AppState, req: &HttpRequest) -> Option<HeaderValue> {
     let origins = &state.cors_allowed_origins;
@@ -34,7 +47,7 @@ fn allowed_origin(state: &AppState, req: &HttpRequest) -> Option<HeaderValue> {
         .then(|| origin.clone())
 }
 
-/// CORS preflight of `POST /v1/redeem`: allowed origins get the headers, others nothing.
+/// CORS preflight of `POST /v1/redeem` and `POST /v1/redeem/code`: allowed origins get the headers, others nothing.
 pub async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let mut response = HttpResponse::NoContent();
     response.insert_header((header::VARY, "Origin"));

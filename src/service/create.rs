@@ -346,7 +346,7 @@ fn mint(
 }
 
 /// `{public_base_url}/i/{token}`.
-fn link_url(live: &Live, token: &str) -> String {
+pub(crate) fn link_url(live: &Live, token: &str) -> String {
     let base = &live.settings.server.public_base_url;
     let mut url = String::with_capacity(base.len() + 3 + token.len());
     url.push_str(base);
@@ -403,6 +403,7 @@ async fn send_email(
         inviter: p.inviter_name.clone(),
         role: new.role.as_str().to_owned(),
         expires: exp,
+        code: String::new(),
     };
     let outcome = match template.render(language, &values) {
         Ok(content) => {

@@ -1,6 +1,7 @@
 //! Invite operations over tokens and the store: what the API routes (and the participant
 //! pages) call. Each function applies the product's checks in the order openapi.yaml documents.
 
+pub mod code;
 pub mod create;
 pub mod inspect;
 pub mod redeem;

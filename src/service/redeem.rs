@@ -1,8 +1,13 @@
 //! Redemption: the one operation that consumes a use. Checks run in the order openapi.yaml
 //! documents and the first failure answers: `malformed_token`, `invalid_token`,
 //! `module_disabled`, `not_yet_valid`, `expired`, `invalid_request`, `locked`,
-//! `email_mismatch`, `restricted_domain`, `revoked`, `exhausted`. Nothing is consumed unless a
-//! grant is returned.
+//! `email_mismatch`, `restricted_domain`, `code_required`, `invalid_code`, `revoked`,
+//! `exhausted`. Nothing is consumed unless a grant is returned.
+//!
+//! A one-time code (SPEC §5) proves the invited inbox: the grant says `email_verified`, a
+//! tenant's `RequireEmailCode` is satisfied for this device, and on a link whose uses are all
+//! taken by other devices this device takes one's place (`moved`). The code, the lock, the
+//! revocations and the use are decided in one atomic store step.
 //!
 //! A wrong email on an email-bound link counts one failed attempt in the store; at
 //! `security.max_email_attempts` the link locks. The lock is read in the same atomic step that
@@ -18,7 +23,9 @@ use crate::domain::invite::{FieldErrors, device_id, display_text};
 use crate::domain::{EmailAddress, InviteeRole, MediaType};
 use crate::error::ApiError;
 use crate::state::{AppState, Live, Tenant};
-use crate::store::{FailedAttempt, LinkRef, Redemption, UseStore, unix_now};
+use crate::store::{
+    CodeProof, CodeRedemption, FailedAttempt, LinkRef, Redemption, UseStore, unix_now,
+};
 use crate::tokens::{GrantClaims, random_id, sign_grant};
 
 /// A redemption request (`POST /v1/redeem`, or the landing page's form with its cookie).
@@ -40,6 +47,9 @@ pub struct RedeemRequest {
     /// The participant's device; generated when absent.
     #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub device_id: Option<String>,
+    /// A one-time code sent to the invited address.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
+    pub code: Option<String>,
 }
 
 /// 200 body of a redemption.
@@ -55,6 +65,8 @@ pub struct Redeemed {
     pub device_id: String,
     /// The device had redeemed this link before; no use was consumed.
     pub reentry: bool,
+    /// Every use was taken by other devices and a one-time code moved the link to this one.
+    pub moved: bool,
     /// The invite.
     pub invite: InviteView,
     /// The participant.
@@ -120,9 +132,13 @@ pub async fn redeem(
     let tenant = tenant.as_ref().map_or("unknown", |t| t.id.as_str());
     match &result {
         Ok(r) => {
-            let outcome = if r.reentry { "reentry" } else { "granted" };
+            let outcome = match (r.moved, r.reentry) {
+                (true, _) => "moved",
+                (false, true) => "reentry",
+                (false, false) => "granted",
+            };
             state.metrics.redemption(tenant, outcome);
-            tracing::info!(tenant, jti = %r.invite.id, uses = r.invite.uses, reentry = r.reentry, "invite redeemed");
+            tracing::info!(tenant, jti = %r.invite.id, uses = r.invite.uses, reentry = r.reentry, moved = r.moved, "invite redeemed");
         }
         Err(e) => {
             state.metrics.redemption(tenant, e.code());
@@ -146,6 +162,10 @@ async fn redeem_checked(
     let personal = invite.token.personal_data()?;
 
     let mut errors = FieldErrors::default();
+    let code = request
+        .code
+        .as_deref()
+        .and_then(|c| errors.check("code", one_time_code(c)));
     let device = request
         .device_id
         .as_deref()
@@ -194,29 +214,54 @@ async fn redeem_checked(
         });
     }
 
-    let (uses, reentry) = match state
-        .timed(
-            "redeem",
+    let key = participant_key(&device, &email, open);
+    // Codes exist only for email-bound links: one given on an open link is never valid.
+    let digest = code.filter(|_| !open).map(|c| invite.token.code_digest(c));
+    let proof = match (&digest, code) {
+        (Some(digest), _) => Some(CodeProof::Given(digest)),
+        (None, Some(_)) => return Err(ApiError::InvalidCode { tries_left: None }),
+        (None, None) if !open && invite.tenant.module.require_email_code => {
+            Some(CodeProof::Needed)
+        }
+        (None, None) => None,
+    };
+    let outcome = match proof {
+        None => CodeRedemption::Done(
             state
-                .store
-                .redeem(&link, &participant_key(&device, &email, open)),
-        )
-        .await?
-    {
-        Redemption::Admitted { uses, reentry } => (uses, reentry),
-        Redemption::Locked => return Err(ApiError::Locked),
-        Redemption::Revoked => return Err(ApiError::Revoked),
-        Redemption::Exhausted { .. } => return Err(ApiError::Exhausted),
+                .timed("redeem", state.store.redeem(&link, &key))
+                .await?,
+        ),
+        Some(proof) => {
+            state
+                .timed("redeem_code", state.store.redeem_with_code(&link, &key, proof))
+                .await?
+        }
+    };
+    let (uses, reentry, moved) = match outcome {
+        CodeRedemption::Done(Redemption::Admitted { uses, reentry }) => (uses, reentry, false),
+        CodeRedemption::Moved { uses } => (uses, false, true),
+        CodeRedemption::Done(Redemption::Locked) => return Err(ApiError::Locked),
+        CodeRedemption::Done(Redemption::Revoked) => return Err(ApiError::Revoked),
+        CodeRedemption::Done(Redemption::Exhausted { .. }) => return Err(ApiError::Exhausted),
+        CodeRedemption::CodeRequired => return Err(ApiError::CodeRequired),
+        CodeRedemption::WrongCode { tries_left } => {
+            return Err(ApiError::InvalidCode {
+                tries_left: Some(tries_left),
+            });
+        }
+        CodeRedemption::NoCode => return Err(ApiError::InvalidCode { tries_left: None }),
     };
     let participant = Participant {
         id: participant_id(&invite.tenant.id, &email, open),
         email: email.to_string(),
         first_name,
         last_name,
-        // One-time codes are the only proof of the inbox; this redemption had none.
-        email_verified: false,
+        // A code proves the inbox; under RequireEmailCode every device the link admitted
+        // proved it, so its re-entries say so too.
+        email_verified: proof.is_some(),
     };
     let mut redeemed = grant(live, &invite, participant, !open, device, uses, reentry)?;
+    redeemed.moved = moved;
     redeemed.media_title = personal.title;
     Ok(redeemed)
 }
@@ -283,6 +328,7 @@ fn grant(
         accept_url: tenant.accept_url.clone(),
         device_id: device,
         reentry,
+        moved: false,
         invite: InviteView {
             id: claims.jti.clone(),
             media_id: claims.mid.clone(),
@@ -296,6 +342,15 @@ fn grant(
         tenant: Arc::clone(tenant),
         media_title: String::new(),
     })
+}
+
+/// A one-time code as typed: exactly 6 ASCII digits.
+pub fn one_time_code(code: &str) -> Result<&str, &'static str> {
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(code)
+    } else {
+        Err("must be the 6 digits of the code")
+    }
 }
 
 /// The participant id (the grant's `sub`): stable per tenant and address (case-insensitive),

@@ -13,7 +13,7 @@ use super::string_or_list;
 
 /// The table's keys as admins spell them. The `config` crate lowercases keys (environment
 /// overrides arrive upper-case), so errors map them back through this list.
-pub const MODULE_KEYS: [&str; 7] = [
+pub const MODULE_KEYS: [&str; 9] = [
     "enable",
     "LinkDuration",
     "LinkReusability",
@@ -21,6 +21,8 @@ pub const MODULE_KEYS: [&str; 7] = [
     "inviteEmailTemplate",
     "RestrictNewUserDomains",
     "AllowOpenLinks",
+    "RequireEmailCode",
+    "codeEmailTemplate",
 ];
 
 /// The table as configuration spells it (keys lowercased by the loader).
@@ -40,6 +42,10 @@ struct ModuleTable {
     restrict_new_user_domains: Vec<DomainRule>,
     #[serde(rename = "allowopenlinks")]
     allow_open_links: bool,
+    #[serde(rename = "requireemailcode")]
+    require_email_code: bool,
+    #[serde(rename = "codeemailtemplate", deserialize_with = "template_name")]
+    code_email_template: String,
 }
 
 impl Default for ModuleTable {
@@ -53,6 +59,8 @@ impl Default for ModuleTable {
             invite_email_template: d.invite_email_template,
             restrict_new_user_domains: d.restrict_new_user_domains,
             allow_open_links: d.allow_open_links,
+            require_email_code: d.require_email_code,
+            code_email_template: d.code_email_template,
         }
     }
 }
@@ -68,6 +76,8 @@ impl<'de> Deserialize<'de> for ModuleSettings {
             invite_email_template: t.invite_email_template,
             restrict_new_user_domains: t.restrict_new_user_domains,
             allow_open_links: t.allow_open_links,
+            require_email_code: t.require_email_code,
+            code_email_template: t.code_email_template,
         })
     }
 }
@@ -83,6 +93,8 @@ struct ModuleView<'a> {
     inviteEmailTemplate: &'a str,
     RestrictNewUserDomains: Vec<&'a str>,
     AllowOpenLinks: bool,
+    RequireEmailCode: bool,
+    codeEmailTemplate: &'a str,
 }
 
 #[derive(Serialize)]
@@ -115,6 +127,8 @@ impl Serialize for ModuleSettings {
                 .map(DomainRule::as_str)
                 .collect(),
             AllowOpenLinks: self.allow_open_links,
+            RequireEmailCode: self.require_email_code,
+            codeEmailTemplate: &self.code_email_template,
         }
         .serialize(s)
     }

@@ -4,8 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use aws_lc_rs::constant_time;
+
 use super::{
-    FailedAttempt, LinkById, LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore, unix_now,
+    CODE_TRIES, CODES_PER_WINDOW, CodeIssue, CodeProof, CodeRedemption, FailedAttempt, LinkById,
+    LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore, unix_now,
 };
 use crate::domain::UseLimit;
 
@@ -28,6 +31,10 @@ struct Inner {
     failures: HashMap<String, (u64, i64)>,
     /// Idempotency records, and when each may be forgotten.
     records: HashMap<String, (String, i64)>,
+    /// One-time code per link: keyed digest, wrong tries, and when it expires.
+    codes: HashMap<String, (String, u32, i64)>,
+    /// Codes sent per link in the window, and when the window ends.
+    code_counts: HashMap<String, (u32, i64)>,
     writes: u64,
 }
 
@@ -114,6 +121,8 @@ impl Inner {
             self.marks.retain(|_, (_, keep)| *keep > now);
             self.failures.retain(|_, (_, keep)| *keep > now);
             self.records.retain(|_, (_, keep)| *keep > now);
+            self.codes.retain(|_, (_, _, keep)| *keep > now);
+            self.code_counts.retain(|_, (_, keep)| *keep > now);
         }
     }
 }
@@ -128,7 +137,12 @@ impl MemoryStore {
     /// Entries held, links, markers and failure counts (tests check that nothing is kept for unused links).
     pub fn len(&self) -> usize {
         let inner = self.lock();
-        inner.links.len() + inner.marks.len() + inner.failures.len() + inner.records.len()
+        inner.links.len()
+            + inner.marks.len()
+            + inner.failures.len()
+            + inner.records.len()
+            + inner.codes.len()
+            + inner.code_counts.len()
     }
 
     /// Whether nothing is held.
@@ -189,6 +203,138 @@ impl UseStore for MemoryStore {
         };
         inner.note_write(now);
         Ok(outcome)
+    }
+
+    async fn redeem_with_code(
+        &self,
+        link: &LinkRef<'_>,
+        device: &str,
+        proof: CodeProof<'_>,
+    ) -> Result<CodeRedemption, StoreError> {
+        let now = unix_now();
+        let mut inner = self.lock();
+        if inner.is_locked(link, now) {
+            return Ok(CodeRedemption::Done(Redemption::Locked));
+        }
+        let key = link_key(link.tenant, link.jti);
+        let known = match inner.live_uses(&key, now) {
+            Some(Uses::Devices(devices)) => devices.contains(device),
+            _ => false,
+        };
+        match proof {
+            CodeProof::Needed if !known => return Ok(CodeRedemption::CodeRequired),
+            CodeProof::Needed => {}
+            CodeProof::Given(given) => {
+                let Some((stored, wrong, _)) = inner
+                    .codes
+                    .get_mut(&key)
+                    .filter(|(_, _, until)| *until > now)
+                else {
+                    return Ok(CodeRedemption::NoCode);
+                };
+                if !constant_time::verify_slices_are_equal(stored.as_bytes(), given.as_bytes())
+                    .is_ok()
+                {
+                    *wrong += 1;
+                    let tries_left = CODE_TRIES.saturating_sub(*wrong);
+                    if tries_left == 0 {
+                        inner.codes.remove(&key);
+                    }
+                    return Ok(CodeRedemption::WrongCode { tries_left });
+                }
+            }
+        }
+        if inner.is_revoked(link, now) {
+            return Ok(CodeRedemption::Done(Redemption::Revoked));
+        }
+        if matches!(proof, CodeProof::Given(_)) {
+            inner.codes.remove(&key);
+        }
+        if inner.live_uses(&key, now).is_none() {
+            inner.links.remove(&key);
+        }
+        let (uses, _) = inner.links.entry(key).or_insert_with(|| {
+            let fresh = match link.max {
+                UseLimit::Unlimited => Uses::Count(0),
+                UseLimit::Limited(_) => Uses::Devices(HashSet::new()),
+            };
+            (fresh, link.keep_until(now))
+        });
+        let outcome = match (uses, link.max) {
+            (Uses::Count(n), _) => {
+                *n += 1;
+                CodeRedemption::Done(Redemption::Admitted {
+                    uses: *n,
+                    reentry: false,
+                })
+            }
+            (Uses::Devices(devices), _) if known => CodeRedemption::Done(Redemption::Admitted {
+                uses: devices.len() as u64,
+                reentry: true,
+            }),
+            (Uses::Devices(devices), UseLimit::Limited(max))
+                if devices.len() as u64 >= u64::from(max.get()) =>
+            {
+                // Every use is taken and the code proved the inbox: one earlier device goes.
+                if let Some(earlier) = devices.iter().next().cloned() {
+                    devices.remove(&earlier);
+                }
+                devices.insert(device.to_owned());
+                CodeRedemption::Moved {
+                    uses: devices.len() as u64,
+                }
+            }
+            (Uses::Devices(devices), _) => {
+                devices.insert(device.to_owned());
+                CodeRedemption::Done(Redemption::Admitted {
+                    uses: devices.len() as u64,
+                    reentry: false,
+                })
+            }
+        };
+        inner.note_write(now);
+        Ok(outcome)
+    }
+
+    async fn issue_code(&self, link: &LinkRef<'_>, digest: &str) -> Result<CodeIssue, StoreError> {
+        let now = unix_now();
+        let mut inner = self.lock();
+        if inner.is_locked(link, now) {
+            return Ok(CodeIssue::Locked);
+        }
+        if inner.is_revoked(link, now) {
+            return Ok(CodeIssue::Revoked);
+        }
+        let key = link_key(link.tenant, link.jti);
+        let window_end = now + link.code_window_seconds();
+        let count = inner
+            .code_counts
+            .entry(key.clone())
+            .or_insert((0, window_end));
+        if count.1 <= now {
+            *count = (0, window_end);
+        }
+        if count.0 >= CODES_PER_WINDOW {
+            return Ok(CodeIssue::TooMany {
+                retry_after: (count.1 - now).max(1),
+            });
+        }
+        count.0 += 1;
+        let seconds = link.code_seconds();
+        inner
+            .codes
+            .insert(key, (digest.to_owned(), 0, now + seconds));
+        inner.note_write(now);
+        Ok(CodeIssue::Issued { seconds })
+    }
+
+    async fn void_code(&self, link: &LinkRef<'_>, digest: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let key = link_key(link.tenant, link.jti);
+        if inner.codes.get(&key).is_some_and(|(d, _, _)| d == digest) {
+            inner.codes.remove(&key);
+        }
+        Ok(())
     }
 
     async fn status(

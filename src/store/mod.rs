@@ -110,6 +110,77 @@ pub enum FailedAttempt {
     AlreadyLocked,
 }
 
+/// How long a one-time code lives, at most (never past the link's life).
+pub const CODE_SECONDS: i64 = 600;
+/// Wrong tries that void a code.
+pub const CODE_TRIES: u32 = 5;
+/// Codes a link may be sent per window.
+pub const CODES_PER_WINDOW: u32 = 5;
+/// The window of `CODES_PER_WINDOW`, at most (never past the link's life).
+pub const CODE_WINDOW_SECONDS: i64 = 3600;
+
+/// What a redemption brings about one-time codes (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeProof<'a> {
+    /// No code, and a device new to the link needs one (`RequireEmailCode`).
+    Needed,
+    /// A code, as its keyed digest: checked, and used up by the redemption if it admits.
+    Given(&'a str),
+}
+
+/// The outcome of one atomic redemption that involves a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// Admitted, re-entered, revoked or locked, as a plain redemption (never exhausted: a
+    /// valid code moves the link instead).
+    Done(Redemption),
+    /// Every use was taken by other devices: this device took one's place.
+    Moved {
+        /// Uses after the move (the limit).
+        uses: u64,
+    },
+    /// The device is new to the link and brought no code.
+    CodeRequired,
+    /// The code is not the link's; `tries_left` 0: the code is now void.
+    WrongCode {
+        /// Wrong tries the code still allows.
+        tries_left: u32,
+    },
+    /// The link has no live code (none sent, expired, used or voided).
+    NoCode,
+}
+
+/// The outcome of storing a new code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeIssue {
+    /// Stored, replacing any previous code; it lives `seconds`.
+    Issued {
+        /// Seconds the code lives.
+        seconds: i64,
+    },
+    /// `CODES_PER_WINDOW` codes were sent already.
+    TooMany {
+        /// Seconds until another may be sent.
+        retry_after: i64,
+    },
+    /// The link or one of its scopes is revoked.
+    Revoked,
+    /// The link is locked.
+    Locked,
+}
+
+impl LinkRef<'_> {
+    /// Seconds a new code lives: `CODE_SECONDS`, or less when the link ends sooner.
+    pub fn code_seconds(&self) -> i64 {
+        CODE_SECONDS.min(self.keep_seconds).max(1)
+    }
+
+    /// Seconds of the codes' window: `CODE_WINDOW_SECONDS`, or less when the link ends sooner.
+    pub fn code_window_seconds(&self) -> i64 {
+        CODE_WINDOW_SECONDS.min(self.keep_seconds).max(1)
+    }
+}
+
 /// A group of links revoked together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -152,6 +223,31 @@ pub trait UseStore: Send + Sync {
         link: &LinkRef<'_>,
         device: &str,
     ) -> impl Future<Output = Result<Redemption, StoreError>> + Send;
+
+    /// A redemption with a code, or one that needs a code for a new device, in one step: the
+    /// code (a wrong one counts a try, the last one voids it), the lock and revocations, then
+    /// the use, moving the link to this device when a valid code finds every use taken.
+    fn redeem_with_code(
+        &self,
+        link: &LinkRef<'_>,
+        device: &str,
+        proof: CodeProof<'_>,
+    ) -> impl Future<Output = Result<CodeRedemption, StoreError>> + Send;
+
+    /// Stores a new code (its keyed digest) for the link, replacing any previous one, unless
+    /// the link is locked or revoked or had `CODES_PER_WINDOW` codes in the window, in one step.
+    fn issue_code(
+        &self,
+        link: &LinkRef<'_>,
+        digest: &str,
+    ) -> impl Future<Output = Result<CodeIssue, StoreError>> + Send;
+
+    /// Voids the link's code if it is still `digest` (its email could not be sent).
+    fn void_code(
+        &self,
+        link: &LinkRef<'_>,
+        digest: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Counts one failed attempt on the link, unless it is locked already, in one step; the
     /// count never passes `max_attempts`.
@@ -235,6 +331,32 @@ impl UseStore for Store {
         match self {
             Self::Memory(s) => s.redeem(link, device).await,
             Self::Redis(s) => s.redeem(link, device).await,
+        }
+    }
+
+    async fn redeem_with_code(
+        &self,
+        link: &LinkRef<'_>,
+        device: &str,
+        proof: CodeProof<'_>,
+    ) -> Result<CodeRedemption, StoreError> {
+        match self {
+            Self::Memory(s) => s.redeem_with_code(link, device, proof).await,
+            Self::Redis(s) => s.redeem_with_code(link, device, proof).await,
+        }
+    }
+
+    async fn issue_code(&self, link: &LinkRef<'_>, digest: &str) -> Result<CodeIssue, StoreError> {
+        match self {
+            Self::Memory(s) => s.issue_code(link, digest).await,
+            Self::Redis(s) => s.issue_code(link, digest).await,
+        }
+    }
+
+    async fn void_code(&self, link: &LinkRef<'_>, digest: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.void_code(link, digest).await,
+            Self::Redis(s) => s.void_code(link, digest).await,
         }
     }
 

@@ -32,7 +32,8 @@ use redis::{Client, FromRedisValue, RedisWrite, Script, ScriptInvocation, ToRedi
 use tokio::sync::OnceCell;
 
 use super::{
-    FailedAttempt, LinkById, LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore,
+    CODE_TRIES, CODES_PER_WINDOW, CodeIssue, CodeProof, CodeRedemption, FailedAttempt, LinkById,
+    LinkRef, LinkStatus, Redemption, Scope, StoreError, UseStore,
 };
 use crate::domain::UseLimit;
 
@@ -109,6 +110,9 @@ pub struct RedisStore {
     revoke: Script,
     attempt: Script,
     by_id: Script,
+    redeem_code: Script,
+    issue_code: Script,
+    void_code: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -170,6 +174,9 @@ impl RedisStore {
             revoke: Script::new(include_str!("lua/revoke.lua")),
             attempt: Script::new(include_str!("lua/attempt.lua")),
             by_id: Script::new(include_str!("lua/by_id.lua")),
+            redeem_code: Script::new(include_str!("lua/redeem_code.lua")),
+            issue_code: Script::new(include_str!("lua/issue_code.lua")),
+            void_code: Script::new(include_str!("lua/void_code.lua")),
         }
     }
 
@@ -491,6 +498,100 @@ impl UseStore for RedisStore {
 
     /// One script: reads the count and adds one unless the link is locked, so the count never
     /// passes the limit however many wrong emails race.
+    async fn redeem_with_code(
+        &self,
+        link: &LinkRef<'_>,
+        device: &str,
+        proof: CodeProof<'_>,
+    ) -> Result<CodeRedemption, StoreError> {
+        let [
+            uses_key,
+            revoked_key,
+            media_key,
+            inviter_key,
+            tenant_key,
+            failures_key,
+        ] = self.link_keys(link);
+        let mut invocation = self.redeem_code.prepare_invoke();
+        invocation
+            .key(&uses_key)
+            .key(&revoked_key)
+            .key(&media_key)
+            .key(&inviter_key)
+            .key(&tenant_key)
+            .key(&failures_key)
+            .key(self.key(link.tenant, "}:o:", link.jti))
+            .arg(link.iat)
+            .arg(link.max.as_i64())
+            .arg(device_digest(device))
+            .arg(link.keep_seconds)
+            .arg(link.max_attempts)
+            .arg(match proof {
+                CodeProof::Needed => "",
+                CodeProof::Given(digest) => digest,
+            })
+            .arg(CODE_TRIES);
+        let (code, uses, tries_left): (i64, u64, u32) = self.run(invocation).await?;
+        Ok(match code {
+            0 => CodeRedemption::Done(Redemption::Revoked),
+            1 | 2 => CodeRedemption::Done(Redemption::Admitted {
+                uses,
+                reentry: code == 2,
+            }),
+            4 => CodeRedemption::Done(Redemption::Locked),
+            5 => CodeRedemption::CodeRequired,
+            6 => CodeRedemption::WrongCode { tries_left },
+            7 => CodeRedemption::NoCode,
+            8 => CodeRedemption::Moved { uses },
+            other => {
+                return Err(StoreError(format!(
+                    "redis: the code redemption script answered {other}"
+                )));
+            }
+        })
+    }
+
+    async fn issue_code(&self, link: &LinkRef<'_>, digest: &str) -> Result<CodeIssue, StoreError> {
+        let [_, revoked_key, media_key, inviter_key, tenant_key, failures_key] =
+            self.link_keys(link);
+        let seconds = link.code_seconds();
+        let mut invocation = self.issue_code.prepare_invoke();
+        invocation
+            .key(self.key(link.tenant, "}:o:", link.jti))
+            .key(self.key(link.tenant, "}:r:", link.jti))
+            .key(&revoked_key)
+            .key(&media_key)
+            .key(&inviter_key)
+            .key(&tenant_key)
+            .key(&failures_key)
+            .arg(link.iat)
+            .arg(link.max_attempts)
+            .arg(digest)
+            .arg(seconds)
+            .arg(CODES_PER_WINDOW)
+            .arg(link.code_window_seconds());
+        let (code, retry_after): (i64, i64) = self.run(invocation).await?;
+        Ok(match code {
+            0 => CodeIssue::Issued { seconds },
+            1 => CodeIssue::TooMany { retry_after },
+            2 => CodeIssue::Revoked,
+            3 => CodeIssue::Locked,
+            other => {
+                return Err(StoreError(format!(
+                    "redis: the code script answered {other}"
+                )));
+            }
+        })
+    }
+
+    async fn void_code(&self, link: &LinkRef<'_>, digest: &str) -> Result<(), StoreError> {
+        let mut invocation = self.void_code.prepare_invoke();
+        invocation
+            .key(self.key(link.tenant, "}:o:", link.jti))
+            .arg(digest);
+        self.run::<i64>(invocation).await.map(drop)
+    }
+
     async fn fail_attempt(&self, link: &LinkRef<'_>) -> Result<FailedAttempt, StoreError> {
         let mut invocation = self.attempt.prepare_invoke();
         invocation

@@ -118,6 +118,18 @@ impl VerifiedInvite<'_> {
     pub fn personal_data(&self) -> Result<InvitePersonalData, TokenError> {
         open(self.key, &self.claims.jti, &self.claims.pii)
     }
+
+    /// The keyed digest under which the store keeps a one-time code of this link: an HMAC
+    /// with a key derived from the link's own signing key, over tenant, invite id and code, so
+    /// a code is worth nothing on another link and the store never holds anything from which
+    /// the code could be found.
+    pub fn code_digest(&self, code: &str) -> String {
+        let mut context = hmac::Context::with_key(&self.key.code_mac);
+        for part in [self.claims.tid.as_bytes(), b"\0", self.claims.jti.as_bytes(), b"\0", code.as_bytes()] {
+            context.update(part);
+        }
+        URL_SAFE_NO_PAD.encode(context.sign().as_ref())
+    }
 }
 
 /// Signs a new invite with the ring's signing key, sealing `personal` inside it.

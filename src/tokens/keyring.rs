@@ -62,6 +62,8 @@ pub struct Key {
     pub(crate) ed25519: Option<Ed25519KeyPair>,
     /// AEAD key for the invitee's personal data inside invite tokens, derived from this key.
     pub(crate) aead: LessSafeKey,
+    /// HMAC key for the digests of one-time codes of the links this key signs, derived from it.
+    pub(crate) code_mac: hmac::Key,
 }
 
 impl fmt::Debug for Key {
@@ -136,6 +138,12 @@ impl Key {
             .expand(&info, &AES_256_GCM)
             .expect("AES-256 key length is valid for HKDF-SHA256");
         let aead = LessSafeKey::new(UnboundKey::from(okm));
+        let code_mac = hmac::Key::from(
+            Salt::new(HKDF_SHA256, b"invitetomedia/one-time-code/v1")
+                .extract(ikm)
+                .expand(&info, hmac::HMAC_SHA256)
+                .expect("an HMAC-SHA256 key length is valid for HKDF-SHA256"),
+        );
         Self {
             kid: kid.to_owned(),
             alg,
@@ -144,6 +152,7 @@ impl Key {
             header,
             ed25519,
             aead,
+            code_mac,
         }
     }
 }

@@ -354,7 +354,8 @@ async fn settings_endpoint_reports_the_effective_table() {
         json!({
             "enable": true, "LinkDuration": 60, "LinkReusability": -1,
             "AllowedUsers": { "users": ["alice"], "groups": ["faculty"] },
-            "inviteEmailTemplate": "", "RestrictNewUserDomains": ["sso.example"], "AllowOpenLinks": true
+            "inviteEmailTemplate": "", "RestrictNewUserDomains": ["sso.example"], "AllowOpenLinks": true,
+            "RequireEmailCode": false, "codeEmailTemplate": "code"
         })
     );
     assert_eq!(b["email_enabled"], false);

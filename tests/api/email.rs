@@ -1,90 +1,10 @@
 //! Invite emails through a real HTTP relay standing in for the platform's mail service.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::time::Duration;
-
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 use crate::on_every_backend;
 use invitetomedia::tokens::random_id;
-
-/// What the relay does with the next request.
-#[derive(Debug, Clone, Copy)]
-enum Act {
-    Status(u16),
-    Hang(u64),
-    Redirect,
-}
-
-#[derive(Default)]
-struct Relay {
-    script: Mutex<VecDeque<Act>>,
-    received: Mutex<Vec<(String, Value)>>,
-    redirected_hits: Mutex<usize>,
-}
-
-async fn relay_handler(
-    relay: web::Data<Relay>,
-    req: HttpRequest,
-    body: web::Json<Value>,
-) -> HttpResponse {
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    relay
-        .received
-        .lock()
-        .unwrap()
-        .push((auth, body.into_inner()));
-    let act = relay
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(Act::Status(202));
-    match act {
-        Act::Status(code) => {
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).finish()
-        }
-        Act::Hang(ms) => {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            HttpResponse::Ok().finish()
-        }
-        Act::Redirect => HttpResponse::Found()
-            .insert_header(("location", "/elsewhere"))
-            .finish(),
-    }
-}
-
-async fn elsewhere(relay: web::Data<Relay>) -> HttpResponse {
-    *relay.redirected_hits.lock().unwrap() += 1;
-    HttpResponse::Ok().finish()
-}
-
-/// Starts a relay that plays `script`, then answers 202.
-async fn start_relay(script: &[Act]) -> (web::Data<Relay>, String) {
-    let relay = web::Data::new(Relay::default());
-    relay.script.lock().unwrap().extend(script.iter().copied());
-    let data = relay.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/send", web::post().to(relay_handler))
-            .route("/elsewhere", web::post().to(elsewhere))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let url = format!("http://127.0.0.1:{}/send", server.addrs()[0].port());
-    tokio::spawn(server.run());
-    (relay, url)
-}
 
 async fn app_with_relay(url: &str) -> TestApp {
     let extra = format!(

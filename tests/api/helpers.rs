@@ -1,11 +1,13 @@
 //! Test harness: a real `redis-server` on a free port, the real app on port 0, and a client
 //! with one helper per endpoint. Set `TEST_LOG=1` to see the service's logs.
 
+use std::collections::VecDeque;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use invitetomedia::settings::{LoadOptions, Settings};
 use invitetomedia::startup::Application;
 use invitetomedia::state::AppState;
@@ -842,4 +844,86 @@ pub async fn start_binary(
         log,
         _dir: TempDir(dir),
     }
+}
+
+/// What the relay does with the next request.
+#[derive(Debug, Clone, Copy)]
+pub enum Act {
+    /// Answer with this status.
+    Status(u16),
+    /// Wait this many milliseconds, then answer 200.
+    Hang(u64),
+    /// Answer 302 to /elsewhere.
+    Redirect,
+}
+
+/// A real HTTP email relay standing in for the platform's mail service.
+#[derive(Default)]
+pub struct Relay {
+    /// What the next requests get.
+    pub script: Mutex<VecDeque<Act>>,
+    /// Authorization header and JSON body of every request.
+    pub received: Mutex<Vec<(String, Value)>>,
+    /// Requests that followed a redirect.
+    pub redirected_hits: Mutex<usize>,
+}
+
+async fn relay_handler(
+    relay: web::Data<Relay>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    relay
+        .received
+        .lock()
+        .unwrap()
+        .push((auth, body.into_inner()));
+    let act = relay
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Act::Status(202));
+    match act {
+        Act::Status(code) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).finish()
+        }
+        Act::Hang(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            HttpResponse::Ok().finish()
+        }
+        Act::Redirect => HttpResponse::Found()
+            .insert_header(("location", "/elsewhere"))
+            .finish(),
+    }
+}
+
+async fn elsewhere(relay: web::Data<Relay>) -> HttpResponse {
+    *relay.redirected_hits.lock().unwrap() += 1;
+    HttpResponse::Ok().finish()
+}
+
+/// Starts a relay that plays `script`, then answers 202.
+pub async fn start_relay(script: &[Act]) -> (web::Data<Relay>, String) {
+    let relay = web::Data::new(Relay::default());
+    relay.script.lock().unwrap().extend(script.iter().copied());
+    let data = relay.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/send", web::post().to(relay_handler))
+            .route("/elsewhere", web::post().to(elsewhere))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/send", server.addrs()[0].port());
+    tokio::spawn(server.run());
+    (relay, url)
 }
