@@ -324,7 +324,12 @@ async fn join(
 
 /// `POST /i/{token}` with `action=send_code`: email a one-time code to the invited address,
 /// then ask for it (`data-code="code_sent"`).
-async fn send_code_page(state: &AppState, live: &Live, token: &str, form: JoinForm) -> HttpResponse {
+async fn send_code_page(
+    state: &AppState,
+    live: &Live,
+    token: &str,
+    form: JoinForm,
+) -> HttpResponse {
     let request = CodeRequest {
         token: Some(token.to_owned()),
         email: form
@@ -370,7 +375,9 @@ fn retry_or_status(live: &Live, token: &str, error: ApiError, form: JoinForm) ->
             CodeStep::None
         }),
         ApiError::CodeRequired => Some(CodeStep::Offer),
-        ApiError::InvalidCode { tries_left: Some(n) } if *n > 0 => Some(CodeStep::Enter),
+        ApiError::InvalidCode {
+            tries_left: Some(n),
+        } if *n > 0 => Some(CodeStep::Enter),
         // Void, expired or used: a new code is needed.
         ApiError::InvalidCode { .. } | ApiError::RateLimited { .. } | ApiError::EmailFailed => {
             Some(CodeStep::Offer)

@@ -87,7 +87,10 @@ pub async fn send_code(
     let invited = EmailAddress::parse(&personal.email).map_err(|_| ApiError::InvalidToken)?;
     if !invited.same_as(&email) {
         return Err(
-            match state.timed("attempt", state.store.fail_attempt(&link)).await? {
+            match state
+                .timed("attempt", state.store.fail_attempt(&link))
+                .await?
+            {
                 FailedAttempt::AlreadyLocked => ApiError::Locked,
                 FailedAttempt::Counted { .. } => ApiError::EmailMismatch,
             },
@@ -133,7 +136,9 @@ pub async fn send_code(
             };
             live.mailer.send(&message).await.map_err(|e| e.0)
         }
-        Err(problem) => Err(format!("the code template could not be rendered: {problem}")),
+        Err(problem) => Err(format!(
+            "the code template could not be rendered: {problem}"
+        )),
     };
     if let Err(cause) = sent {
         state.metrics.email(&tenant.id, "failed");
@@ -159,7 +164,11 @@ mod tests {
     #[test]
     fn codes_are_six_digits_and_vary() {
         let codes: std::collections::HashSet<String> = (0..1000).map(|_| new_code()).collect();
-        assert!(codes.iter().all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+        );
         // 1000 draws from a million values: a repeat or two at most.
         assert!(codes.len() > 990, "{}", codes.len());
     }

@@ -189,6 +189,11 @@ async fn redeem_checked(
             errors.finish().err().unwrap_or_default(),
         ));
     };
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            errors.finish().err().unwrap_or_default(),
+        ));
+    }
 
     let link = invite.link_ref(live);
     let open = personal.is_open();
@@ -220,9 +225,7 @@ async fn redeem_checked(
     let proof = match (&digest, code) {
         (Some(digest), _) => Some(CodeProof::Given(digest)),
         (None, Some(_)) => return Err(ApiError::InvalidCode { tries_left: None }),
-        (None, None) if !open && invite.tenant.module.require_email_code => {
-            Some(CodeProof::Needed)
-        }
+        (None, None) if !open && invite.tenant.module.require_email_code => Some(CodeProof::Needed),
         (None, None) => None,
     };
     let outcome = match proof {
@@ -233,7 +236,10 @@ async fn redeem_checked(
         ),
         Some(proof) => {
             state
-                .timed("redeem_code", state.store.redeem_with_code(&link, &key, proof))
+                .timed(
+                    "redeem_code",
+                    state.store.redeem_with_code(&link, &key, proof),
+                )
                 .await?
         }
     };

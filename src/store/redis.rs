@@ -552,8 +552,14 @@ impl UseStore for RedisStore {
     }
 
     async fn issue_code(&self, link: &LinkRef<'_>, digest: &str) -> Result<CodeIssue, StoreError> {
-        let [_, revoked_key, media_key, inviter_key, tenant_key, failures_key] =
-            self.link_keys(link);
+        let [
+            _,
+            revoked_key,
+            media_key,
+            inviter_key,
+            tenant_key,
+            failures_key,
+        ] = self.link_keys(link);
         let seconds = link.code_seconds();
         let mut invocation = self.issue_code.prepare_invoke();
         invocation

@@ -125,7 +125,13 @@ impl VerifiedInvite<'_> {
     /// the code could be found.
     pub fn code_digest(&self, code: &str) -> String {
         let mut context = hmac::Context::with_key(&self.key.code_mac);
-        for part in [self.claims.tid.as_bytes(), b"\0", self.claims.jti.as_bytes(), b"\0", code.as_bytes()] {
+        for part in [
+            self.claims.tid.as_bytes(),
+            b"\0",
+            self.claims.jti.as_bytes(),
+            b"\0",
+            code.as_bytes(),
+        ] {
             context.update(part);
         }
         URL_SAFE_NO_PAD.encode(context.sign().as_ref())

@@ -5,6 +5,7 @@ mod helpers;
 mod bodies;
 mod browser;
 mod cli;
+mod codes;
 mod concurrency;
 mod config;
 mod create;
