@@ -62,3 +62,50 @@ async fn a_participant_joins_in_a_real_browser() {
 fn screenshot_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/landing-page.png")
 }
+
+/// The laptop-to-phone move with two browser contexts and a real relay catching the code email
+/// (tests/e2e/move.mjs); the code page's screenshot is saved as target/code-sent.png.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitee_moves_the_link_from_laptop_to_phone() {
+    let (relay, relay_url) = start_relay(&[]).await;
+    let relay_base = relay_url.trim_end_matches("/send").to_owned();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let extra = format!(
+        "[tenants.demo]\naccept_url = \"{base}/demo/accept\"\n[email]\ntransport = \"http\"\n[email.http]\nurl = \"{relay_url}\"\nbearer_token = \"relay-token\""
+    );
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
+    let overrides = Overrides::new()
+        .set("server.port", port)
+        .set("server.public_base_url", &base);
+    let app = spawn_overridden(&toml, &overrides).await;
+    let token = app.create_token(json!({})).await;
+    let link = token.clone();
+    let screenshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/code-sent.png");
+    let shot = screenshot.clone();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/move.mjs");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .args([&base, &token, &relay_base, shot.to_str().unwrap()])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node must be installed (the README's test command installs it)");
+    assert!(
+        output.status.success(),
+        "browser checks failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(screenshot.exists(), "the screenshot was saved");
+    assert_eq!(
+        app.introspect(&link).await.body["uses"],
+        1,
+        "a move takes no extra use"
+    );
+    let received = relay.received.lock().unwrap();
+    assert_eq!(received.len(), 1, "one code email");
+    assert_eq!(received[0].1["to"][0]["email"], "ada@example.com");
+}

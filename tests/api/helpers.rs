@@ -904,6 +904,14 @@ async fn relay_handler(
     }
 }
 
+/// `GET /last`: the last message received, for a browser test to read a code from.
+async fn last_message(relay: web::Data<Relay>) -> HttpResponse {
+    match relay.received.lock().unwrap().last() {
+        Some((_, body)) => HttpResponse::Ok().json(body),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
 async fn elsewhere(relay: web::Data<Relay>) -> HttpResponse {
     *relay.redirected_hits.lock().unwrap() += 1;
     HttpResponse::Ok().finish()
@@ -919,6 +927,7 @@ pub async fn start_relay(script: &[Act]) -> (web::Data<Relay>, String) {
             .app_data(data.clone())
             .route("/send", web::post().to(relay_handler))
             .route("/elsewhere", web::post().to(elsewhere))
+            .route("/last", web::get().to(last_message))
     })
     .workers(1)
     .bind("127.0.0.1:0")
