@@ -232,8 +232,8 @@ impl UseStore for MemoryStore {
                 else {
                     return Ok(CodeRedemption::NoCode);
                 };
-                if !constant_time::verify_slices_are_equal(stored.as_bytes(), given.as_bytes())
-                    .is_ok()
+                if constant_time::verify_slices_are_equal(stored.as_bytes(), given.as_bytes())
+                    .is_err()
                 {
                     *wrong += 1;
                     let tries_left = CODE_TRIES.saturating_sub(*wrong);
