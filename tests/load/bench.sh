@@ -74,7 +74,7 @@ API_KEY=bench-api-key-0123456789
 "$BIN" keygen --alg EdDSA > "$WORK/grant.pem"
 write_config() { # $1 = number of tenants, $2 = port, $3 = Redis port
   python3 - "$1" "$2" "$3" "$WORK" "$("$BIN" hash-key "$API_KEY")" > "$WORK/config-$2.toml" <<'PY'
-import sys, hashlib
+import os, sys, hashlib
 tenants, port, rport, work, bench_hash = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 print(f'''[server]
 port = {port}
@@ -96,6 +96,20 @@ enable = true
 LinkDuration = 1440
 LinkReusability = -1
 AllowedUsers = "privateOnlyRole"
+''')
+# The one-time code phase's tenant, when asked for (CODED = false or true: RequireEmailCode).
+if os.environ.get("CODED"):
+    h = hashlib.sha256(b"coded-api-key-0123456789").hexdigest()
+    print(f'''[tenants.coded]
+name = "Coded"
+api_keys = ["sha256:{h}"]
+accept_url = "http://127.0.0.1:{port}/demo/accept"
+grant_audience = "coded"
+[tenants.coded.invitetomedia]
+enable = true
+LinkReusability = {os.environ["REENTRY_DEVICES"]}
+AllowedUsers = "privateOnlyRole"
+RequireEmailCode = {os.environ["CODED"]}
 ''')
 for i in range(1, tenants):
     h = hashlib.sha256(f"other-key-{i}".encode()).hexdigest()
