@@ -27,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SECONDS_PER_PHASE=${BENCH_SECONDS:-3}
+export REENTRY_DEVICES=1000
 ROUNDS=${BENCH_ROUNDS:-5}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
@@ -239,6 +240,28 @@ end
 $DONE
 EOF
 
+# Re-entries of devices a link admitted before: on an N-use link of the bench tenant, and on
+# one of a tenant with RequireEmailCode (the one-time code script decides those).
+cat > "$WORK/redeem_reentry.lua" <<EOF
+$THREADS_SETUP
+$GATE
+local token = os.getenv("BENCH_REENTRY_TOKEN")
+init = function(args)
+  pool, n = {}, 0
+  for i = 1, $REENTRY_DEVICES do
+    pool[i] = wrk.format("POST", "/v1/redeem", { ["Content-Type"] = "application/json" },
+      string.format('{"token":"%s","email":"ada@example.com","device_id":"reentry-device-%04d"}', token, i))
+  end
+  mark_ready()
+end
+request = function()
+  wait_for_every_thread()
+  n = n + 1
+  return pool[((n + id * 7919) % #pool) + 1]
+end
+$DONE
+EOF
+
 declare -A RPS P50 P99 NON2XX TOTAL ROUND_RESULTS
 PHASE_RUNS=0
 # The requests the service has answered, from its own counter (/metrics scrapes excluded).
@@ -286,11 +309,34 @@ peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$SPID/status"; }
 used_memory() { rcli info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 
 # --- The main run ------------------------------------------------------------------------------
-start_service 1
+CODED=false start_service 1
 create() { curl -fsS -X POST "$BASE/v1/invites" -H "Authorization: Bearer $API_KEY" -d "$1"; }
 UNLIMITED=$(create '{"media":{"id":"1_abc","type":"room","title":"Bench"},"inviter":{"id":"prof1","name":"Prof","role":"adminRole","permission":"owner"},"invitee":{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","role":"viewer"},"max_uses":-1}' \
   | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
 export BENCH_TOKEN=$UNLIMITED
+
+# Two links of REENTRY_DEVICES uses, every device admitted (not measured), for the re-entry
+# phases; then the coded tenant turns RequireEmailCode on by a live reload.
+reentry_link() { # API key; prints the token
+  local token
+  token=$(curl -fsS -X POST "$BASE/v1/invites" -H "Authorization: Bearer $1" -d '{"media":{"id":"1_abc","type":"room","title":"Bench"},"inviter":{"id":"prof1","name":"Prof","role":"adminRole","permission":"owner"},"invitee":{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","role":"viewer"},"max_uses":'"$REENTRY_DEVICES"'}' \
+    | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
+  python3 - "$BASE" "$token" "$REENTRY_DEVICES" <<'PY'
+import json, sys, urllib.request
+base, token, devices = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(1, devices + 1):
+    body = json.dumps({"token": token, "email": "ada@example.com", "device_id": f"reentry-device-{i:04d}"}).encode()
+    request = urllib.request.Request(f"{base}/v1/redeem", body, {"Content-Type": "application/json"})
+    assert urllib.request.urlopen(request).status == 200
+PY
+  echo "$token"
+}
+REENTRY_OFF=$(reentry_link "$API_KEY")
+REENTRY_ON=$(reentry_link coded-api-key-0123456789)
+CODED=true write_config 1 "$PORT" "$RPORT"
+coded_on() { curl -fsS "$BASE/v1/settings" -H "Authorization: Bearer coded-api-key-0123456789" | grep -q '"RequireEmailCode":true'; }
+for _ in $(seq 1 200); do coded_on && break; sleep 0.05; done
+coded_on || { echo "bench: the coded tenant did not reload" >&2; exit 1; }
 
 # Warm-up (connections, script cache), not measured.
 wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$BASE/healthz" >/dev/null
@@ -312,8 +358,10 @@ for round in $(seq 0 $((ROUNDS - 1))); do
   run_phase landing "$WORK/landing.lua" "/i/$UNLIMITED"
   run_phase redeem_unlimited "$WORK/redeem_unlimited.lua" /v1/redeem
   run_phase redeem_single "$WORK/redeem_single.lua" /v1/redeem
+  BENCH_REENTRY_TOKEN=$REENTRY_OFF run_phase reentry_off "$WORK/redeem_reentry.lua" /v1/redeem
+  BENCH_REENTRY_TOKEN=$REENTRY_ON run_phase reentry_on "$WORK/redeem_reentry.lua" /v1/redeem
 done
-for phase in healthz create landing redeem_unlimited redeem_single; do median_round "$phase"; done
+for phase in healthz create landing redeem_unlimited redeem_single reentry_off reentry_on; do median_round "$phase"; done
 # The same ceiling with one wrk thread, for comparison: one busy thread fewer sharing the cores,
 # and a client that cannot take more than one core.
 THREADS=1 run_phase healthz_t1 "$WORK/healthz.lua" /healthz
@@ -412,6 +460,8 @@ row create "POST /v1/invites"
 row landing "GET /i/{token}"
 row redeem_unlimited "POST /v1/redeem (unlimited, new device)"
 row redeem_single "POST /v1/redeem (single-use links)"
+row reentry_off "POST /v1/redeem (re-entry, $REENTRY_DEVICES uses)"
+row reentry_on "  the same, RequireEmailCode"
 echo
 python3 -c 'import sys; r, p99 = map(float, sys.argv[1:]); print(f"GET /healthz with one wrk thread: {r:,.0f} req/s, p99 {p99 / 1000:.2f} ms")' "${RPS[healthz_t1]}" "${P99[healthz_t1]}"
 python3 - "$PEAK_RSS" "$MEM_BEFORE" "$MEM_AFTER" "$REDEEMED" "$NEW_KEYS" "$LINKS" <<'PY'
