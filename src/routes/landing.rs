@@ -128,6 +128,9 @@ fn form_page(
     page.message = error.map(|e| match e {
         ApiError::InvalidRequest(fields) => fields.iter().map(|f| format!("{}: {}", f.field.replace('_', " "), f.message)).collect::<Vec<_>>().join("; "),
         ApiError::RestrictedDomain => "People from your organisation sign in with their organisation account: please use the site's usual login.".to_owned(),
+        // On this page a 429 is the link's hourly limit of codes (the per-client limit answers
+        // before the page is built).
+        ApiError::RateLimited { retry_after } => format!("We have already sent the most codes allowed for this invitation within an hour. Try again in about {} minutes, or use the last code we sent.", retry_after.div_ceil(60)),
         other => other.detail(),
     });
     page.invite = Some(facts(invite, personal));

@@ -477,3 +477,82 @@ async fn a_code_template_must_exist_where_codes_are_needed() {
     let reply = ask_code(&app, &token, "ada@example.com").await;
     assert_eq!((reply.status, reply.code()), (422, "email_disabled"));
 }
+
+/// The landing page's code flow without a browser: the offer under `RequireEmailCode`, the
+/// code page, a wrong code, and the hourly limit, each explained on the page.
+#[tokio::test]
+async fn the_landing_page_offers_sends_and_takes_codes() {
+    let (relay, url) = start_relay(&[]).await;
+    let app = apps(
+        Backend::Memory,
+        1,
+        &url,
+        "[tenants.demo.invitetomedia]\nRequireEmailCode = true",
+    )
+    .await
+    .remove(0);
+    let token = app.create_token(json!({})).await;
+    let page = |status: u16, text: &str, code: &str| {
+        assert!(
+            text.contains(&format!("data-code=\"{code}\"")),
+            "{status} {text}"
+        );
+    };
+    let link = format!("{}/i/{token}", app.address);
+    let offer = app.client.get(&link).send().await.unwrap();
+    assert_eq!(offer.status(), 200);
+    let text = offer.text().await.unwrap();
+    page(200, &text, "active");
+    assert!(
+        text.contains("name=\"action\" value=\"send_code\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("id=\"code\""),
+        "no code field before a code is sent"
+    );
+
+    let post = |fields: Vec<(&'static str, String)>| {
+        let request = app.client.post(&link).form(&fields);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let send = || {
+        vec![
+            ("email", "ada@example.com".to_owned()),
+            ("action", "send_code".to_owned()),
+        ]
+    };
+    let (status, text) = post(send()).await;
+    assert_eq!(status, 200);
+    page(status, &text, "code_sent");
+    assert!(
+        text.contains("autocomplete=\"one-time-code\"") && text.contains("inputmode=\"numeric\"")
+    );
+    let (code, _) = last_code(&relay);
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (status, text) = post(vec![
+        ("email", "ada@example.com".to_owned()),
+        ("code", wrong.to_owned()),
+    ])
+    .await;
+    assert_eq!(status, 403);
+    page(status, &text, "invalid_code");
+    assert!(
+        text.contains("4 tries left") && text.contains("id=\"code\""),
+        "{text}"
+    );
+    // Joining without a code from a new browser: 403 code_required with the offer.
+    let (status, text) = post(vec![("email", "ada@example.com".to_owned())]).await;
+    assert_eq!(status, 403);
+    page(status, &text, "code_required");
+    assert!(text.contains("value=\"send_code\""));
+    for _ in 0..4 {
+        assert_eq!(post(send()).await.0, 200);
+    }
+    let (status, text) = post(send()).await;
+    assert_eq!(status, 429);
+    assert!(text.contains("most codes allowed"), "{text}");
+}
