@@ -114,6 +114,21 @@ impl Inner {
             .map(|(u, _)| u)
     }
 
+    /// The link's uses, made (empty) when it has none or they expired.
+    fn uses_entry(&mut self, key: String, link: &LinkRef<'_>, now: i64) -> &mut Uses {
+        if self.live_uses(&key, now).is_none() {
+            self.links.remove(&key);
+        }
+        let (uses, _) = self.links.entry(key).or_insert_with(|| {
+            let fresh = match link.max {
+                UseLimit::Unlimited => Uses::Count(0),
+                UseLimit::Limited(_) => Uses::Devices(HashSet::new()),
+            };
+            (fresh, link.keep_until(now))
+        });
+        uses
+    }
+
     fn note_write(&mut self, now: i64) {
         self.writes += 1;
         if self.writes.is_multiple_of(SWEEP_EVERY_WRITES) {
@@ -162,18 +177,8 @@ impl UseStore for MemoryStore {
             return Ok(Redemption::Revoked);
         }
         let key = link_key(link.tenant, link.jti);
-        if inner.live_uses(&key, now).is_none() {
-            inner.links.remove(&key);
-        }
         let outcome = {
-            let (uses, _) = inner.links.entry(key).or_insert_with(|| {
-                let fresh = match link.max {
-                    UseLimit::Unlimited => Uses::Count(0),
-                    UseLimit::Limited(_) => Uses::Devices(HashSet::new()),
-                };
-                (fresh, link.keep_until(now))
-            });
-            match (uses, link.max) {
+            match (inner.uses_entry(key, link, now), link.max) {
                 (Uses::Count(n), _) => {
                     *n += 1;
                     Redemption::Admitted {
@@ -250,17 +255,7 @@ impl UseStore for MemoryStore {
         if matches!(proof, CodeProof::Given(_)) {
             inner.codes.remove(&key);
         }
-        if inner.live_uses(&key, now).is_none() {
-            inner.links.remove(&key);
-        }
-        let (uses, _) = inner.links.entry(key).or_insert_with(|| {
-            let fresh = match link.max {
-                UseLimit::Unlimited => Uses::Count(0),
-                UseLimit::Limited(_) => Uses::Devices(HashSet::new()),
-            };
-            (fresh, link.keep_until(now))
-        });
-        let outcome = match (uses, link.max) {
+        let outcome = match (inner.uses_entry(key, link, now), link.max) {
             (Uses::Count(n), _) => {
                 *n += 1;
                 CodeRedemption::Done(Redemption::Admitted {

@@ -299,6 +299,19 @@ impl RedisStore {
         ]
     }
 
+    /// An invocation of `script` with the six keys of `link` first, in `link_keys` order.
+    fn with_link_keys<'a>(
+        &'a self,
+        script: &'a Script,
+        link: &LinkRef<'a>,
+    ) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        for key in self.link_keys(link) {
+            invocation.key(key);
+        }
+        invocation
+    }
+
     fn scope_key<'a>(&'a self, tenant: &'a str, scope: &'a Scope) -> KeyName<'a> {
         match scope {
             Scope::Media(id) => self.key(tenant, "}:m:", id),
@@ -413,14 +426,8 @@ impl UseStore for RedisStore {
         ] = self.link_keys(link);
         let digest = device_digest(device);
         if let Some(n) = device_set_limit(link.max) {
-            let mut invocation = self.redeem.prepare_invoke();
+            let mut invocation = self.with_link_keys(&self.redeem, link);
             invocation
-                .key(&uses_key)
-                .key(&revoked_key)
-                .key(&media_key)
-                .key(&inviter_key)
-                .key(&tenant_key)
-                .key(&failures_key)
                 .arg(link.iat)
                 .arg(n)
                 .arg(digest)
@@ -504,22 +511,8 @@ impl UseStore for RedisStore {
         device: &str,
         proof: CodeProof<'_>,
     ) -> Result<CodeRedemption, StoreError> {
-        let [
-            uses_key,
-            revoked_key,
-            media_key,
-            inviter_key,
-            tenant_key,
-            failures_key,
-        ] = self.link_keys(link);
-        let mut invocation = self.redeem_code.prepare_invoke();
+        let mut invocation = self.with_link_keys(&self.redeem_code, link);
         invocation
-            .key(&uses_key)
-            .key(&revoked_key)
-            .key(&media_key)
-            .key(&inviter_key)
-            .key(&tenant_key)
-            .key(&failures_key)
             .key(self.key(link.tenant, "}:o:", link.jti))
             .arg(link.iat)
             .arg(link.max.as_i64())
@@ -552,24 +545,11 @@ impl UseStore for RedisStore {
     }
 
     async fn issue_code(&self, link: &LinkRef<'_>, digest: &str) -> Result<CodeIssue, StoreError> {
-        let [
-            _,
-            revoked_key,
-            media_key,
-            inviter_key,
-            tenant_key,
-            failures_key,
-        ] = self.link_keys(link);
         let seconds = link.code_seconds();
-        let mut invocation = self.issue_code.prepare_invoke();
+        let mut invocation = self.with_link_keys(&self.issue_code, link);
         invocation
             .key(self.key(link.tenant, "}:o:", link.jti))
             .key(self.key(link.tenant, "}:r:", link.jti))
-            .key(&revoked_key)
-            .key(&media_key)
-            .key(&inviter_key)
-            .key(&tenant_key)
-            .key(&failures_key)
             .arg(link.iat)
             .arg(link.max_attempts)
             .arg(digest)

@@ -29,24 +29,10 @@ async fn a_participant_joins_in_a_real_browser() {
         .create_token(json!({ "invitee": { "role": "viewer" } }))
         .await;
     let attacked_link = attacked.clone();
-    let screenshot = screenshot_path();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/landing.mjs");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .args([&base, &token, screenshot.to_str().unwrap(), &attacked])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node must be installed (the README's test command installs it)");
-    assert!(
-        output.status.success(),
-        "browser checks failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(screenshot_path().exists(), "the screenshot was saved");
+    let screenshot = in_crate("target/landing-page.png");
+    let shot = screenshot.to_str().unwrap().to_owned();
+    run_node("tests/e2e/landing.mjs", vec![base, token, shot, attacked]).await;
+    assert!(screenshot.exists(), "the screenshot was saved");
     assert_eq!(
         app.introspect(&link).await.body["uses"],
         1,
@@ -59,8 +45,25 @@ async fn a_participant_joins_in_a_real_browser() {
     );
 }
 
-fn screenshot_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/landing-page.png")
+/// A path in the crate.
+fn in_crate(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Runs a browser script of tests/e2e with `args`; fails with its output unless it succeeds.
+async fn run_node(script: &str, args: Vec<String>) {
+    let script = in_crate(script);
+    let output =
+        tokio::task::spawn_blocking(move || Command::new("node").arg(script).args(args).output())
+            .await
+            .unwrap()
+            .expect("node must be installed (the README's test command installs it)");
+    assert!(
+        output.status.success(),
+        "browser checks failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The laptop-to-phone move with two browser contexts and a real relay catching the code email
@@ -72,7 +75,8 @@ async fn an_invitee_moves_the_link_from_laptop_to_phone() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let extra = format!(
-        "[tenants.demo]\naccept_url = \"{base}/demo/accept\"\n[email]\ntransport = \"http\"\n[email.http]\nurl = \"{relay_url}\"\nbearer_token = \"relay-token\""
+        "[tenants.demo]\naccept_url = \"{base}/demo/accept\"\n{}",
+        relay_toml(&relay_url)
     );
     let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
     let overrides = Overrides::new()
@@ -81,24 +85,9 @@ async fn an_invitee_moves_the_link_from_laptop_to_phone() {
     let app = spawn_overridden(&toml, &overrides).await;
     let token = app.create_token(json!({})).await;
     let link = token.clone();
-    let screenshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/code-sent.png");
-    let shot = screenshot.clone();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/move.mjs");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .args([&base, &token, &relay_base, shot.to_str().unwrap()])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node must be installed (the README's test command installs it)");
-    assert!(
-        output.status.success(),
-        "browser checks failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let screenshot = in_crate("target/code-sent.png");
+    let shot = screenshot.to_str().unwrap().to_owned();
+    run_node("tests/e2e/move.mjs", vec![base, token, relay_base, shot]).await;
     assert!(screenshot.exists(), "the screenshot was saved");
     assert_eq!(
         app.introspect(&link).await.body["uses"],

@@ -19,9 +19,7 @@ async fn apps(backend: Backend, replicas: usize, relay_url: &str, extra: &str) -
     } else {
         "redis://127.0.0.1:1".to_owned()
     };
-    let extra = format!(
-        "[email]\ntransport = \"http\"\nfrom = \"Invitations <invites@demo.test>\"\n[email.http]\nurl = \"{relay_url}\"\nbearer_token = \"relay-token\"\n{extra}"
-    );
+    let extra = format!("{extra}\n{}", relay_toml(relay_url));
     let toml = test_toml(backend, &url, &prefix, &extra);
     let count = if backend == Backend::Memory {
         1

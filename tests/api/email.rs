@@ -7,9 +7,7 @@ use crate::on_every_backend;
 use invitetomedia::tokens::random_id;
 
 async fn app_with_relay(url: &str) -> TestApp {
-    let extra = format!(
-        "[email]\ntransport = \"http\"\nfrom = \"Invitations <invites@demo.test>\"\n[email.http]\nurl = \"{url}\"\nbearer_token = \"relay-token\"\ntimeout_ms = 300\n"
-    );
+    let extra = format!("{}timeout_ms = 300\n", relay_toml(url));
     spawn_with(Backend::Memory, &extra).await
 }
 

@@ -904,6 +904,14 @@ async fn relay_handler(
     }
 }
 
+/// The `[email]` tables that send through the relay at `url` (its `[email.http]` table last,
+/// so a caller may add keys to it).
+pub fn relay_toml(url: &str) -> String {
+    format!(
+        "[email]\ntransport = \"http\"\nfrom = \"Invitations <invites@demo.test>\"\n[email.http]\nurl = \"{url}\"\nbearer_token = \"relay-token\"\n"
+    )
+}
+
 /// `GET /last`: the last message received, for a browser test to read a code from.
 async fn last_message(relay: web::Data<Relay>) -> HttpResponse {
     match relay.received.lock().unwrap().last() {

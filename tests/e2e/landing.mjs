@@ -4,17 +4,13 @@
 // that holds a device cookie: refused (403 cross_site_request), the cookie survives unchanged.
 // Usage: node landing.mjs BASE_URL TOKEN SCREENSHOT_PATH TOKEN2   (exit 0 on success)
 import http from 'node:http';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [base, token, screenshot, token2] = process.argv.slice(2);
 const problems = [];
 const check = (ok, what) => { if (!ok) problems.push(what); };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const phone = await browser.newContext({ viewport: { width: 360, height: 740 } });
   const page = await phone.newPage();

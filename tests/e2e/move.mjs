@@ -3,17 +3,13 @@
 // RELAY/last); a wrong code is refused and announced, tied to its field; the right one moves
 // the link to the phone and hands off to /demo/accept; the laptop has lost its place.
 // Usage: node move.mjs BASE_URL TOKEN RELAY_BASE_URL SCREENSHOT_PATH   (exit 0 on success)
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [base, token, relay, screenshot] = process.argv.slice(2);
 const problems = [];
 const check = (ok, what) => { if (!ok) problems.push(what); };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const code = async (p) => p.locator('main').getAttribute('data-code');
 const join = 'form button[type=submit]:not([name])';
 try {
