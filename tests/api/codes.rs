@@ -455,12 +455,7 @@ async fn a_code_template_must_exist_where_codes_are_needed() {
         "[tenants.demo.invitetomedia]\nRequireEmailCode = true\ncodeEmailTemplate = \"nosuch\"",
         "[tenants.demo.invitetomedia]\ncodeEmailTemplate = \"nosuch\"",
     ] {
-        let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "x", extra);
-        let err = invitetomedia::startup::Application::build(load_settings(&toml))
-            .await
-            .err()
-            .expect("start-up fails")
-            .to_string();
+        let err = startup_error(extra).await;
         assert!(
             err.contains("tenants.demo.invitetomedia.codeEmailTemplate")
                 && err.contains("nosuch.toml"),

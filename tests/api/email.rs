@@ -191,12 +191,7 @@ async fn a_missing_or_broken_template_stops_start_up() {
         ),
         (broken.as_str(), "invite.toml"),
     ] {
-        let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "x", extra);
-        let err = invitetomedia::startup::Application::build(load_settings(&toml))
-            .await
-            .err()
-            .expect("start-up fails")
-            .to_string();
+        let err = startup_error(extra).await;
         assert!(
             err.contains("tenants.demo.invitetomedia.inviteEmailTemplate") && err.contains(needle),
             "{err}"

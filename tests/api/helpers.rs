@@ -459,6 +459,16 @@ pub async fn spawn_with(backend: Backend, extra: &str) -> TestApp {
     spawn_configured(&test_toml(backend, &url, &prefix, extra)).await
 }
 
+/// Why an app with the test configuration and `extra` fails to start (it must fail).
+pub async fn startup_error(extra: &str) -> String {
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "x", extra);
+    Application::build(load_settings(&toml))
+        .await
+        .err()
+        .expect("start-up fails")
+        .to_string()
+}
+
 /// Starts an app from a full test configuration.
 pub async fn spawn_configured(toml: &str) -> TestApp {
     spawn_overridden(toml, &Overrides::new()).await
