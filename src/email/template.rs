@@ -23,7 +23,7 @@ use handlebars::Handlebars;
 use serde::Deserialize;
 
 /// The tokens a template may use.
-pub const TOKENS: [&str; 9] = [
+pub const TOKENS: [&str; 10] = [
     "URL",
     "FIRSTNAME",
     "LASTNAME",
@@ -32,6 +32,7 @@ pub const TOKENS: [&str; 9] = [
     "INVITER",
     "ROLE",
     "EXPIRES",
+    "STARTS",
     "CODE",
 ];
 
@@ -75,6 +76,8 @@ pub struct TemplateValues {
     pub inviter: String,
     /// Role id (`viewer`, `speaker`, `moderator`).
     pub role: String,
+    /// When the link opens, unix seconds (formatted in the template's language).
+    pub starts: i64,
     /// Link expiry, unix seconds (formatted in the template's language); in a code email, the
     /// code's.
     pub expires: i64,
@@ -235,6 +238,7 @@ impl EmailTemplate {
         data.insert("INVITER", values.inviter.clone());
         data.insert("ROLE", values.role.clone());
         data.insert("EXPIRES", format_expiry(values.expires, language));
+        data.insert("STARTS", format_expiry(values.starts, language));
         data.insert("CODE", values.code.clone());
         let render = |hb: &Handlebars<'static>, part: &str| {
             hb.render(&format!("{language}/{part}"), &data)
@@ -411,6 +415,7 @@ bodyAsText = "Bonjour {FIRSTNAME}, avant le {EXPIRES}"
             title: "Seminar \"A\"".into(),
             inviter: "Prof One".into(),
             role: "speaker".into(),
+            starts: 1_795_596_000,  // 2026-11-25 08:40 UTC
             expires: 1_795_600_800, // 2026-11-25 10:00 UTC
             code: "042917".into(),
         }

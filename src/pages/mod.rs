@@ -36,6 +36,16 @@ button{margin-top:20px;width:100%;padding:12px;font-size:1rem;font-weight:600;co
 button.secondary{margin-top:10px;color:#1a1a1a;background:#fff;border:1px solid #6b7280}\
 .error{padding:10px 12px;border-radius:6px;background:#fdecea;color:#8a1c12}.muted{color:#555;font-size:.9rem}";
 
+/// A moment as a page shows it: readable text in UTC, and RFC 3339 for `<time datetime>`,
+/// which the page's script writes in the reader's time zone.
+#[derive(Debug, Default)]
+pub struct Moment {
+    /// Readable, UTC.
+    pub text: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
 /// What the invite offers, as the page shows it.
 #[derive(Debug)]
 pub struct InviteFacts {
@@ -45,8 +55,10 @@ pub struct InviteFacts {
     pub inviter: String,
     /// Role.
     pub role: String,
-    /// Expiry, readable.
-    pub expires: String,
+    /// When a scheduled link opens (none for a link that opened when it was made).
+    pub starts: Option<Moment>,
+    /// Expiry.
+    pub expires: Moment,
 }
 
 /// Where the join form is in the one-time code flow.
@@ -104,6 +116,8 @@ pub struct Page {
     pub accept: Option<Handoff>,
     /// Label, value, field name rows (demo accept page).
     pub facts: Vec<(String, String, String)>,
+    /// Seconds until a scheduled link opens: the page counts down, then shows the form.
+    pub opens_in: Option<i64>,
 }
 
 impl Page {
@@ -117,6 +131,7 @@ impl Page {
             form: None,
             accept: None,
             facts: Vec::new(),
+            opens_in: None,
         }
     }
 }
@@ -181,8 +196,9 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
     o.push_str("</h1>\n");
     if let Some(message) = &page.message {
         // Next to a form the message is what went wrong, announced at once; a code just sent
-        // is news, not an error.
-        o.push_str(if page.form.is_some() && page.code != "code_sent" {
+        // or a link not open yet is news, not an error.
+        let news = matches!(page.code.as_str(), "code_sent" | "scheduled");
+        o.push_str(if page.form.is_some() && !news {
             "<p class=\"error\" role=\"alert\">"
         } else {
             "<p role=\"status\">"
@@ -190,13 +206,19 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
         escape(&mut o, message);
         o.push_str("</p>\n");
     }
+    if let Some(seconds) = page.opens_in {
+        let _ = writeln!(
+            o,
+            "<p id=\"countdown\" data-seconds=\"{seconds}\">Opens in <span>{}</span></p>",
+            countdown_text(seconds)
+        );
+    }
     if let Some(invite) = &page.invite {
         o.push_str("<dl>\n");
         for (label, value) in [
             ("Media", &invite.title),
             ("Invited by", &invite.inviter),
             ("Your role", &invite.role),
-            ("Valid until", &invite.expires),
         ] {
             if !value.is_empty() {
                 o.push_str("<dt>");
@@ -206,10 +228,22 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
                 o.push_str("</dd>\n");
             }
         }
+        let starts = invite.starts.as_ref().map(|m| ("Opens", m));
+        for (label, moment) in starts.into_iter().chain([("Valid until", &invite.expires)]) {
+            o.push_str("<dt>");
+            o.push_str(label);
+            o.push_str("</dt><dd>");
+            time(&mut o, moment);
+            o.push_str("</dd>\n");
+        }
         o.push_str("</dl>\n");
     }
     if let Some(form) = &page.form {
-        o.push_str("<form method=\"post\" action=\"\">\n");
+        o.push_str(if page.opens_in.is_some() {
+            "<form id=\"join\" method=\"post\" action=\"\" hidden>\n"
+        } else {
+            "<form id=\"join\" method=\"post\" action=\"\">\n"
+        });
         if form.open {
             o.push_str("<label for=\"first_name\">First name</label>\n");
             input(
@@ -272,8 +306,41 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
         }
         o.push_str("</dl>\n");
     }
-    o.push_str("</main>\n</body>\n</html>\n");
+    o.push_str("</main>\n");
+    if page.invite.is_some() || page.opens_in.is_some() {
+        let _ = writeln!(o, "<script nonce=\"{nonce}\">{SCRIPT}</script>");
+    }
+    o.push_str("</body>\n</html>\n");
     o
+}
+
+/// The pages' one script, nonce-allowed: writes every `<time datetime>` in the reader's time
+/// zone and language, and on a scheduled page counts down the seconds the server said remain
+/// (so a wrong clock in the browser does not matter), then shows the form. Without scripts the
+/// page keeps UTC and says when the link opens.
+const SCRIPT: &str = "(function(){var l=document.documentElement.lang;\
+document.querySelectorAll('time[datetime]').forEach(function(t){try{t.textContent=new Intl.DateTimeFormat(l,{dateStyle:'long',timeStyle:'short'}).format(new Date(t.getAttribute('datetime')))}catch(e){}});\
+var c=document.getElementById('countdown');if(!c)return;var end=Date.now()+1000*Number(c.getAttribute('data-seconds')),s=c.querySelector('span');\
+function tick(){var r=Math.ceil((end-Date.now())/1000);if(r<=0){document.getElementById('join').hidden=false;c.hidden=true;document.querySelector('main').setAttribute('data-code','active');return}\
+var h=Math.floor(r/3600),m=Math.floor(r%3600/60),x=r%60;s.textContent=(h?h+':'+(m<10?'0':''):'')+m+':'+(x<10?'0':'')+x;setTimeout(tick,1000-(end-Date.now())%1000)}tick()})();";
+
+/// `h:mm:ss` or `m:ss`, as the countdown starts before the script runs.
+fn countdown_text(seconds: i64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// `<time datetime="…">text</time>`.
+fn time(out: &mut String, moment: &Moment) {
+    out.push_str("<time datetime=\"");
+    escape(out, &moment.at);
+    out.push_str("\">");
+    escape(out, &moment.text);
+    out.push_str("</time>");
 }
 
 /// Renders `page` for `tenant` (or the service itself) with the security headers every page
@@ -367,7 +434,14 @@ mod tests {
             title: evil.into(),
             inviter: evil.into(),
             role: evil.into(),
-            expires: evil.into(),
+            starts: Some(Moment {
+                text: evil.into(),
+                at: evil.into(),
+            }),
+            expires: Moment {
+                text: evil.into(),
+                at: evil.into(),
+            },
         });
         page.form = Some(FormFields {
             open: true,
@@ -385,9 +459,10 @@ mod tests {
         let html = render(&page, "n0nce", evil, "#000000", Some(evil));
         assert!(!html.contains("<script>alert"), "{html}");
         assert_eq!(
+            html.matches("<script nonce=\"n0nce\">").count(),
             html.matches("<script").count(),
-            1,
-            "only the nonce'd hand-off script"
+            "only nonce'd scripts: the hand-off and the page script"
         );
+        assert_eq!(html.matches("<script").count(), 2);
     }
 }

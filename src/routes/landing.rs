@@ -12,12 +12,14 @@ use crate::domain::UseLimit;
 use crate::domain::invite::device_id;
 use crate::email::template::format_expiry;
 use crate::error::ApiError;
-use crate::pages::{self, CodeStep, FormFields, Handoff, InviteFacts, Page};
+use crate::pages::{self, CodeStep, FormFields, Handoff, InviteFacts, Moment, Page};
 use crate::service::code::{CodeRequest, send_code};
 use crate::service::redeem::{RedeemRequest, redeem};
+use crate::service::rfc3339;
 use crate::service::{Invite, verify_invite};
 use crate::state::{AppState, Live, Tenant};
 use crate::store::UseStore;
+use crate::store::unix_now;
 use crate::tokens::{InvitePersonalData, random_id};
 
 /// The device cookie.
@@ -84,11 +86,17 @@ fn with_cookie(
 
 fn facts(invite: &Invite<'_>, personal: &InvitePersonalData) -> InviteFacts {
     let role = invite.role.as_str();
+    let claims = &invite.token.claims;
+    let moment = |unix| Moment {
+        text: format_expiry(unix, "en"),
+        at: rfc3339(unix),
+    };
     InviteFacts {
         title: personal.title.clone(),
         inviter: personal.inviter_name.clone(),
         role: role[..1].to_uppercase() + &role[1..],
-        expires: format_expiry(invite.token.claims.exp, "en"),
+        starts: (claims.nbf > claims.iat).then(|| moment(claims.nbf)),
+        expires: moment(claims.exp),
     }
 }
 
@@ -151,6 +159,28 @@ fn first_code_step(invite: &Invite<'_>, personal: &InvitePersonalData, known: bo
     }
 }
 
+/// A scheduled link before its start: when it opens, a countdown, and the form, hidden until
+/// the countdown ends (`data-code="scheduled"`, then `active`).
+fn scheduled_page(
+    invite: &Invite<'_>,
+    personal: &InvitePersonalData,
+    opens_in: i64,
+    form: FormFields,
+) -> HttpResponse {
+    let mut page = Page::new("scheduled", "You're invited");
+    page.message = Some(
+        "This invitation is not open yet. Keep this page open: the form appears when it opens."
+            .to_owned(),
+    );
+    page.invite = Some(facts(invite, personal));
+    page.opens_in = Some(opens_in);
+    page.form = Some(FormFields {
+        open: personal.is_open(),
+        ..form
+    });
+    pages::respond(StatusCode::OK, Some(&invite.tenant), &page)
+}
+
 /// A used-up email-bound link, as a browser that is not one of its devices sees it: the 410
 /// status, and a form that offers a code to move the link to this device.
 fn used_up_page(invite: &Invite<'_>, personal: &InvitePersonalData, email: String) -> HttpResponse {
@@ -209,7 +239,16 @@ async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) ->
         Err(e) => return status_page(None, &e),
     };
     let tenant = &invite.tenant;
-    if let Err(e) = invite.check_usable(live.leeway()) {
+    // Before its start a link shows when it opens, counting down to the form; redemption
+    // itself accepts it from `leeway` seconds earlier.
+    let now = unix_now();
+    let opens_in = invite.token.claims.nbf - now;
+    let usable = if opens_in > 0 && tenant.module.enable {
+        Ok(())
+    } else {
+        invite.check_usable(live.leeway())
+    };
+    if let Err(e) = usable {
         return status_page(Some(tenant), &e);
     }
     let Ok(personal) = invite.token.personal_data() else {
@@ -242,16 +281,14 @@ async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) ->
         return used_up_page(&invite, &personal, String::new());
     }
     let code = first_code_step(&invite, &personal, status.device_known);
-    form_page(
-        &invite,
-        &personal,
-        StatusCode::OK,
-        None,
-        FormFields {
-            code,
-            ..FormFields::default()
-        },
-    )
+    let fields = FormFields {
+        code,
+        ..FormFields::default()
+    };
+    if opens_in > 0 {
+        return scheduled_page(&invite, &personal, opens_in, fields);
+    }
+    form_page(&invite, &personal, StatusCode::OK, None, fields)
 }
 
 /// Whether a browser marks this POST as sent from another site: `Sec-Fetch-Site` present and

@@ -113,7 +113,8 @@ pub async fn send_code(
     };
     let expires = unix_now() + seconds;
     let claims = &invite.token.claims;
-    let language = template.pick_language(None, tenant.default_language.as_deref());
+    let language =
+        template.pick_language(claims.lng.as_deref(), tenant.default_language.as_deref());
     let values = TemplateValues {
         url: link_url(live, token),
         first_name: personal.first_name.clone(),
@@ -122,6 +123,7 @@ pub async fn send_code(
         title: personal.title.clone(),
         inviter: personal.inviter_name.clone(),
         role: invite.role.as_str().to_owned(),
+        starts: claims.nbf,
         expires,
         code,
     };

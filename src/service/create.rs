@@ -43,6 +43,9 @@ pub struct CreateInviteRequest {
     /// Email language.
     #[serde(default, deserialize_with = "crate::routes::non_null")]
     pub language: Option<String>,
+    /// When the link opens, RFC 3339; omitted or past: now.
+    #[serde(default, deserialize_with = "crate::routes::non_null")]
+    pub starts_at: Option<String>,
 }
 
 /// `media` of a create request.
@@ -210,6 +213,8 @@ struct NewInvite {
     max: UseLimit,
     send_email: bool,
     language: Option<String>,
+    /// When the link opens, unix seconds, when given (may be past: then now).
+    starts_at: Option<i64>,
 }
 
 /// Creates an invite link for `tenant`. With an `Idempotency-Key` (already checked), a repeat
@@ -239,12 +244,13 @@ pub async fn create(
     }
 
     let now = unix_now();
+    let nbf = new.starts_at.map_or(now, |start| start.max(now));
     let link = Remembered {
         body: body.unwrap_or_default(),
         jti: random_id(),
         iat: now,
-        nbf: now,
-        exp: now + i64::from(new.duration_minutes) * 60,
+        nbf,
+        exp: nbf + i64::from(new.duration_minutes) * 60,
         email: None,
     };
     // Minted before anything is remembered: a link too long to use is refused, never recorded.
@@ -292,7 +298,7 @@ async fn finish(
 ) -> Result<CreatedInvite, ApiError> {
     let url = link_url(live, &token);
     let email = if new.send_email {
-        send_email(state, live, tenant, &new, &url, &link.jti, link.exp).await
+        send_email(state, live, tenant, &new, &url, &link).await
     } else {
         EmailStatus::not_requested()
     };
@@ -332,6 +338,7 @@ fn mint(
         role: new.role.as_str().to_owned(),
         max: new.max.as_i64(),
         inv: new.inviter.id.clone(),
+        lng: new.language.clone(),
         pii: String::new(),
     };
     let token = invite::mint(&live.invite_keys, claims, &new.personal)
@@ -384,8 +391,7 @@ async fn send_email(
     tenant: &Tenant,
     new: &NewInvite,
     url: &str,
-    jti: &str,
-    exp: i64,
+    link: &Remembered,
 ) -> EmailStatus {
     let name = &tenant.module.invite_email_template;
     let Some(template) = live.mailer.template(name) else {
@@ -402,7 +408,8 @@ async fn send_email(
         title: p.title.clone(),
         inviter: p.inviter_name.clone(),
         role: new.role.as_str().to_owned(),
-        expires: exp,
+        starts: link.nbf,
+        expires: link.exp,
         code: String::new(),
     };
     let outcome = match template.render(language, &values) {
@@ -411,7 +418,7 @@ async fn send_email(
                 to_email: &p.email,
                 to_name: format!("{} {}", p.first_name, p.last_name),
                 content,
-                jti,
+                jti: &link.jti,
             };
             live.mailer.send(&message).await.map_err(|e| e.0)
         }
@@ -524,6 +531,10 @@ fn validate(tenant: &Tenant, request: CreateInviteRequest) -> Result<NewInvite, 
         (None, None)
     };
 
+    let starts_at = request
+        .starts_at
+        .as_deref()
+        .and_then(|text| errors.check("starts_at", start_time(text, unix_now())));
     let duration_minutes = errors.check(
         "duration_minutes",
         module.duration_minutes(request.duration_minutes),
@@ -592,7 +603,23 @@ fn validate(tenant: &Tenant, request: CreateInviteRequest) -> Result<NewInvite, 
         max,
         send_email,
         language: request.language,
+        starts_at,
     })
+}
+
+/// The longest a link may be scheduled ahead: 365 days.
+const MAX_SCHEDULE_SECONDS: i64 = 365 * 24 * 3600;
+
+/// `starts_at` as unix seconds: an RFC 3339 date-time at most 365 days after `now` (a past one
+/// is accepted: the link then opens now).
+fn start_time(text: &str, now: i64) -> Result<i64, &'static str> {
+    let start = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| "must be an RFC 3339 date-time such as 2026-12-03T09:00:00Z")?
+        .unix_timestamp();
+    if start > now + MAX_SCHEDULE_SECONDS {
+        return Err("must be at most 365 days ahead");
+    }
+    Ok(start)
 }
 
 fn required_with<T, E: Into<String>>(

@@ -36,6 +36,9 @@ pub struct Introspection {
     /// Issue time, RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<String>,
+    /// When the link opens (`nbf`), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
     /// Expiry, RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
@@ -94,6 +97,7 @@ pub async fn introspect(
         uses: Some(status.uses),
         max_uses: Some(claims.max),
         issued_at: Some(rfc3339(claims.iat)),
+        starts_at: Some(rfc3339(claims.nbf)),
         expires_at: Some(rfc3339(claims.exp)),
         inviter_id: Some(claims.inv.clone()),
     })

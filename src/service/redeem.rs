@@ -94,6 +94,8 @@ pub struct InviteView {
     pub uses: u64,
     /// Use limit, `-1` unlimited.
     pub max_uses: i64,
+    /// When the link opened (`nbf`), RFC 3339.
+    pub starts_at: String,
     /// Link expiry, RFC 3339.
     pub expires_at: String,
 }
@@ -342,6 +344,7 @@ fn grant(
             role: invite.role,
             uses,
             max_uses: claims.max,
+            starts_at: rfc3339(claims.nbf),
             expires_at: rfc3339(claims.exp),
         },
         participant,

@@ -42,6 +42,9 @@ pub struct InviteClaims {
     pub max: i64,
     /// Inviter's user id.
     pub inv: String,
+    /// The language the link was made in (the create's `language`), for its pages and emails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lng: Option<String>,
     /// Sealed [`InvitePersonalData`], base64url(nonce ‖ ciphertext ‖ tag).
     pub pii: String,
 }
@@ -285,6 +288,7 @@ mod tests {
             role: "viewer".into(),
             max: 1,
             inv: "prof1".into(),
+            lng: None,
             pii: String::new(),
         }
     }

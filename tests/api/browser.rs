@@ -98,3 +98,25 @@ async fn an_invitee_moves_the_link_from_laptop_to_phone() {
     assert_eq!(received.len(), 1, "one code email");
     assert_eq!(received[0].1["to"][0]["email"], "ada@example.com");
 }
+
+/// A link scheduled a few seconds ahead counts down and turns into the form without a reload
+/// (tests/e2e/scheduled.mjs); the scheduled page's screenshot is target/scheduled.png.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_link_counts_down_to_its_form() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let extra = format!("[tenants.demo]\naccept_url = \"{base}/demo/accept\"");
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
+    let overrides = Overrides::new()
+        .set("server.port", port)
+        .set("server.public_base_url", &base);
+    let _app = spawn_overridden(&toml, &overrides).await;
+    let screenshot = in_crate("target/scheduled.png");
+    let shot = screenshot.to_str().unwrap().to_owned();
+    run_node(
+        "tests/e2e/scheduled.mjs",
+        vec![base, DEMO_KEY.to_owned(), shot],
+    )
+    .await;
+    assert!(screenshot.exists(), "the screenshot was saved");
+}

@@ -317,12 +317,33 @@ async fn time_module_and_store_outcomes() {
             410,
             "expired",
         ),
-        (json!({ "nbf": now + 3600 }), 403, "not_yet_valid"),
+        // Before its start a link counts down to its form (SPEC: scheduled, not an error).
+        (json!({ "nbf": now + 3600 }), 200, "scheduled"),
     ] {
         let html = page(&app, "GET", &mint_invite(&app, "demo", changes), None, &[]).await;
         assert_eq!((html.status, html.code()), (status, code));
         assert_page_headers(&html);
     }
+    let scheduled = mint_invite(&app, "demo", json!({ "nbf": now + 3600 }));
+    let html = page(&app, "GET", &scheduled, None, &[]).await;
+    assert!(
+        html.body.contains("id=\"countdown\" data-seconds=\""),
+        "{}",
+        html.body
+    );
+    assert!(
+        html.body
+            .contains("<form id=\"join\" method=\"post\" action=\"\" hidden>")
+    );
+    let early = page(
+        &app,
+        "POST",
+        &scheduled,
+        None,
+        &[("email", "ada@example.com")],
+    )
+    .await;
+    assert_eq!((early.status, early.code()), (403, "not_yet_valid"));
     let token = app.create_token(json!({})).await;
     let disabled = spawn_with(
         Backend::Memory,

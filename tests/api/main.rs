@@ -20,6 +20,7 @@ mod redeem;
 mod reload;
 mod revocation;
 mod scale;
+mod schedule;
 mod security;
 mod store;
 mod tokens;
