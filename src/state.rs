@@ -35,6 +35,8 @@ pub struct Tenant {
     pub theme: ThemeSettings,
     /// The pages' CSP directives for the logo and the hand-off form, built once.
     pub page_sources: String,
+    /// The site's own sign-in, linked from the restricted-domain page.
+    pub login_url: Option<String>,
     /// Module settings.
     pub module: crate::domain::ModuleSettings,
     /// Digest of everything that decides how this tenant is served: `GET /v1/settings` shows
@@ -113,6 +115,7 @@ impl Live {
                 default_language: t.default_language.clone(),
                 theme: t.theme.clone(),
                 page_sources: crate::pages::page_sources(&t.theme, t.accept_url.as_str()),
+                login_url: t.login_url.as_ref().map(|u| u.as_str().to_owned()),
                 module: t.invitetomedia.clone(),
                 revision: revision(&shared, id, t, &mailer),
             });

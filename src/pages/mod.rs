@@ -32,7 +32,7 @@ dl{margin:16px 0;display:grid;grid-template-columns:auto 1fr;gap:4px 12px}dt{col
 label{display:block;margin:14px 0 4px;font-weight:600}\
 input{width:100%;padding:10px 12px;font-size:1rem;border:1px solid #b8bcc4;border-radius:6px}\
 input:focus{outline:2px solid var(--accent);border-color:var(--accent)}\
-button{margin-top:20px;width:100%;padding:12px;font-size:1rem;font-weight:600;color:#fff;background:var(--accent);border:0;border-radius:6px;cursor:pointer}\
+button{margin-top:20px;width:100%;padding:12px;font-size:1rem;font-weight:600;color:var(--on-accent);background:var(--accent);border:0;border-radius:6px;cursor:pointer}\
 button.secondary{margin-top:10px;color:#1a1a1a;background:#fff;border:1px solid #6b7280}\
 .error{padding:10px 12px;border-radius:6px;background:#fdecea;color:#8a1c12}.muted{color:#555;font-size:.9rem}";
 
@@ -86,6 +86,8 @@ pub struct FormFields {
     pub first_name: String,
     /// Prefilled last name.
     pub last_name: String,
+    /// Fields the page's message is about: marked invalid and described by the message.
+    pub invalid: Vec<String>,
 }
 
 /// The hand-off of a grant to the platform.
@@ -118,6 +120,8 @@ pub struct Page {
     pub facts: Vec<(String, String, String)>,
     /// Seconds until a scheduled link opens: the page counts down, then shows the form.
     pub opens_in: Option<i64>,
+    /// A link under the message: where to go instead (href, text).
+    pub link: Option<(String, String)>,
 }
 
 impl Page {
@@ -132,6 +136,7 @@ impl Page {
             accept: None,
             facts: Vec::new(),
             opens_in: None,
+            link: None,
         }
     }
 }
@@ -157,12 +162,24 @@ fn escape(out: &mut String, text: &str) {
     out.push_str(&text[last..]);
 }
 
-/// `<input>` of the join form.
-fn input(out: &mut String, id: &str, kind: &str, autocomplete: &str, max: u16, value: &str) {
+/// `<input>` of the join form; one the message is about is marked invalid and described by it.
+fn input(
+    out: &mut String,
+    form: &FormFields,
+    id: &str,
+    kind: &str,
+    autocomplete: &str,
+    max: u16,
+    value: &str,
+) {
     let _ = write!(
         out,
-        "<input id=\"{id}\" name=\"{id}\" type=\"{kind}\" autocomplete=\"{autocomplete}\" required maxlength=\"{max}\" value=\""
+        "<input id=\"{id}\" name=\"{id}\" type=\"{kind}\" autocomplete=\"{autocomplete}\" required maxlength=\"{max}\""
     );
+    if form.invalid.iter().any(|f| f == id) {
+        out.push_str(" aria-invalid=\"true\" aria-describedby=\"message\"");
+    }
+    out.push_str(" value=\"");
     escape(out, value);
     out.push_str("\">\n");
 }
@@ -179,6 +196,8 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
     o.push_str(nonce);
     o.push_str("\">:root{--accent:");
     o.push_str(color);
+    o.push_str(";--on-accent:");
+    o.push_str(on_accent(color));
     o.push('}');
     o.push_str(STYLE);
     o.push_str("</style>\n</head>\n<body>\n<header>");
@@ -199,12 +218,19 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
         // or a link not open yet is news, not an error.
         let news = matches!(page.code.as_str(), "code_sent" | "scheduled");
         o.push_str(if page.form.is_some() && !news {
-            "<p class=\"error\" role=\"alert\">"
+            "<p id=\"message\" class=\"error\" role=\"alert\">"
         } else {
-            "<p role=\"status\">"
+            "<p id=\"message\" role=\"status\">"
         });
         escape(&mut o, message);
         o.push_str("</p>\n");
+    }
+    if let Some((href, text)) = &page.link {
+        o.push_str("<p><a href=\"");
+        escape(&mut o, href);
+        o.push_str("\">");
+        escape(&mut o, text);
+        o.push_str("</a></p>\n");
     }
     if let Some(seconds) = page.opens_in {
         let _ = writeln!(
@@ -248,6 +274,7 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
             o.push_str("<label for=\"first_name\">First name</label>\n");
             input(
                 &mut o,
+                form,
                 "first_name",
                 "text",
                 "given-name",
@@ -257,6 +284,7 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
             o.push_str("<label for=\"last_name\">Last name</label>\n");
             input(
                 &mut o,
+                form,
                 "last_name",
                 "text",
                 "family-name",
@@ -269,15 +297,21 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
                 "<label for=\"email\">The email address this invitation was sent to</label>\n",
             );
         }
-        input(&mut o, "email", "email", "email", 254, &form.email);
+        input(&mut o, form, "email", "email", "email", 254, &form.email);
         match form.code {
             CodeStep::None => o.push_str("<button type=\"submit\">Join</button>\n"),
             CodeStep::Offer => o.push_str(
                 "<p class=\"muted\">We will email a one-time code to the invited address.</p>\n<button type=\"submit\" name=\"action\" value=\"send_code\">Send me a code</button>\n",
             ),
             CodeStep::Enter => o.push_str(
-                "<label for=\"code\">The 6-digit code from the email</label>\n<input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" minlength=\"6\" maxlength=\"6\" required>\n<button type=\"submit\">Join</button>\n<button class=\"secondary\" type=\"submit\" name=\"action\" value=\"send_code\" formnovalidate>Send a new code</button>\n",
+                "<label for=\"code\">The 6-digit code from the email</label>\n<input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" minlength=\"6\" maxlength=\"6\" required",
             ),
+        }
+        if form.code == CodeStep::Enter {
+            if form.invalid.iter().any(|f| f == "code") {
+                o.push_str(" aria-invalid=\"true\" aria-describedby=\"message\"");
+            }
+            o.push_str(">\n<button type=\"submit\">Join</button>\n<button class=\"secondary\" type=\"submit\" name=\"action\" value=\"send_code\" formnovalidate>Send a new code</button>\n");
         }
         o.push_str("</form>\n");
     }
@@ -323,6 +357,27 @@ document.querySelectorAll('time[datetime]').forEach(function(t){try{t.textConten
 var c=document.getElementById('countdown');if(!c)return;var end=Date.now()+1000*Number(c.getAttribute('data-seconds')),s=c.querySelector('span');\
 function tick(){var r=Math.ceil((end-Date.now())/1000);if(r<=0){document.getElementById('join').hidden=false;c.hidden=true;document.querySelector('main').setAttribute('data-code','active');return}\
 var h=Math.floor(r/3600),m=Math.floor(r%3600/60),x=r%60;s.textContent=(h?h+':'+(m<10?'0':''):'')+m+':'+(x<10?'0':'')+x;setTimeout(tick,1000-(end-Date.now())%1000)}tick()})();";
+
+/// The text colour that reads best on `color` (`#rrggbb`): black or white, whichever has the
+/// higher contrast (WCAG relative luminance), so any tenant colour keeps buttons readable.
+fn on_accent(color: &str) -> &'static str {
+    let channel = |i: usize| {
+        let v = f64::from(u8::from_str_radix(color.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0))
+            / 255.0;
+        if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+    // Contrast with black (L + 0.05) / 0.05 against with white 1.05 / (L + 0.05).
+    if (luminance + 0.05) * (luminance + 0.05) > 0.0525 {
+        "#000"
+    } else {
+        "#fff"
+    }
+}
 
 /// `h:mm:ss` or `m:ss`, as the countdown starts before the script runs.
 fn countdown_text(seconds: i64) -> String {
@@ -426,6 +481,20 @@ mod tests {
     }
 
     #[test]
+    fn text_on_the_accent_colour_keeps_its_contrast() {
+        for (accent, text) in [
+            ("#ffff00", "#000"),
+            ("#1a1a1a", "#fff"),
+            ("#0a66c2", "#fff"),
+            ("#ffffff", "#000"),
+            ("#000000", "#fff"),
+            ("#777777", "#000"),
+        ] {
+            assert_eq!(on_accent(accent), text, "{accent}");
+        }
+    }
+
+    #[test]
     fn every_user_value_is_escaped() {
         let evil = "\"><script>alert(1)</script>";
         let mut page = Page::new("active", evil);
@@ -449,7 +518,9 @@ mod tests {
             email: evil.into(),
             first_name: evil.into(),
             last_name: evil.into(),
+            invalid: vec!["email".into(), "code".into()],
         });
+        page.link = Some((evil.into(), evil.into()));
         page.accept = Some(Handoff {
             url: evil.into(),
             grant: evil.into(),

@@ -141,12 +141,30 @@ fn form_page(
         ApiError::RateLimited { retry_after } => format!("We have already sent the most codes allowed for this invitation within an hour. Try again in about {} minutes, or use the last code we sent.", retry_after.div_ceil(60)),
         other => other.detail(),
     });
+    if matches!(error, Some(ApiError::RestrictedDomain)) {
+        page.link = invite
+            .tenant
+            .login_url
+            .clone()
+            .map(|url| (url, "Sign in with your organisation's account".to_owned()));
+    }
     page.invite = Some(facts(invite, personal));
     page.form = Some(FormFields {
         open: personal.is_open(),
+        invalid: error.map(invalid_fields).unwrap_or_default(),
         ..prefill
     });
     pages::respond(status, Some(&invite.tenant), &page)
+}
+
+/// The form fields an error is about.
+fn invalid_fields(error: &ApiError) -> Vec<String> {
+    match error {
+        ApiError::InvalidRequest(fields) => fields.iter().map(|f| f.field.clone()).collect(),
+        ApiError::EmailMismatch | ApiError::RestrictedDomain => vec!["email".to_owned()],
+        ApiError::InvalidCode { .. } => vec!["code".to_owned()],
+        _ => Vec::new(),
+    }
 }
 
 /// The step of the code flow a page for this browser starts at: a device new to the link
@@ -446,6 +464,7 @@ fn retry_or_status(live: &Live, token: &str, error: ApiError, form: JoinForm) ->
                 email: form.email.unwrap_or_default(),
                 first_name: form.first_name.unwrap_or_default(),
                 last_name: form.last_name.unwrap_or_default(),
+                invalid: Vec::new(),
             };
             let page = form_page(&invite, &personal, error.status(), Some(&error), prefill);
             with_retry_after(page, &error)

@@ -120,3 +120,27 @@ async fn a_scheduled_link_counts_down_to_its_form() {
     .await;
     assert!(screenshot.exists(), "the screenshot was saved");
 }
+
+/// axe-core finds no WCAG 2.1 A/AA violation on any page state at phone and desktop widths,
+/// with a light and a dark theme colour; the keyboard alone joins; an error is announced and
+/// tied to its field (tests/e2e/a11y.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_state_passes_axe_with_any_theme_colour() {
+    for colour in ["#ffff00", "#1a1a1a"] {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let extra = format!(
+            "[tenants.demo]\naccept_url = \"{base}/demo/accept\"\ntheme = {{ primary_color = \"{colour}\" }}"
+        );
+        let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
+        let overrides = Overrides::new()
+            .set("server.port", port)
+            .set("server.public_base_url", &base);
+        let _app = spawn_overridden(&toml, &overrides).await;
+        run_node(
+            "tests/e2e/a11y.mjs",
+            vec![base, DEMO_KEY.to_owned(), colour.to_owned()],
+        )
+        .await;
+    }
+}

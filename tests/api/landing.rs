@@ -569,3 +569,40 @@ async fn posts_from_other_sites_are_refused_and_change_nothing() {
     }
     assert_eq!(app.introspect(&token).await.body["uses"], 1);
 }
+
+#[tokio::test]
+async fn the_restricted_domain_page_links_to_the_sites_sign_in() {
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "x", "");
+    let overrides = Overrides::new().set(
+        "tenants.acme.login_url",
+        "https://lms.acme.test/login?next=/",
+    );
+    let app = spawn_overridden(&toml, &overrides).await;
+    let mut body = invite_body();
+    body["invitee"] = serde_json::json!({ "role": "viewer" });
+    let open = app.create_token_as(ACME_KEY, &body).await;
+    let fields = [
+        ("email", "x@sso.example"),
+        ("first_name", "X"),
+        ("last_name", "Y"),
+    ];
+    let refused = page(&app, "POST", &open, None, &fields).await;
+    assert_eq!((refused.status, refused.code()), (422, "restricted_domain"));
+    assert!(
+        refused
+            .body
+            .contains("<a href=\"https://lms.acme.test/login?next&#x3D;/\">"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .contains("aria-invalid=\"true\" aria-describedby=\"message\"")
+    );
+    // Without a login_url, no link.
+    let plain = spawn_app().await;
+    let open = plain.create_token_as(ACME_KEY, &body).await;
+    let refused = page(&plain, "POST", &open, None, &fields).await;
+    assert!(!refused.body.contains("<a href="));
+}
