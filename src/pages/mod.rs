@@ -14,6 +14,10 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+pub mod i18n;
+
+pub use i18n::{Catalog, negotiate};
+
 use crate::settings::ThemeSettings;
 use crate::state::Tenant;
 use crate::tokens::keyring::random_bytes;
@@ -122,6 +126,8 @@ pub struct Page {
     pub opens_in: Option<i64>,
     /// A link under the message: where to go instead (href, text).
     pub link: Option<(String, String)>,
+    /// The page's language.
+    pub lang: &'static Catalog,
 }
 
 impl Page {
@@ -137,6 +143,7 @@ impl Page {
             facts: Vec::new(),
             opens_in: None,
             link: None,
+            lang: i18n::english(),
         }
     }
 }
@@ -172,9 +179,11 @@ fn input(
     max: u16,
     value: &str,
 ) {
+    // Addresses read left to right on right-to-left pages too.
+    let dir = if kind == "email" { " dir=\"ltr\"" } else { "" };
     let _ = write!(
         out,
-        "<input id=\"{id}\" name=\"{id}\" type=\"{kind}\" autocomplete=\"{autocomplete}\" required maxlength=\"{max}\""
+        "<input id=\"{id}\" name=\"{id}\" type=\"{kind}\"{dir} autocomplete=\"{autocomplete}\" required maxlength=\"{max}\""
     );
     if form.invalid.iter().any(|f| f == id) {
         out.push_str(" aria-invalid=\"true\" aria-describedby=\"message\"");
@@ -186,7 +195,15 @@ fn input(
 
 fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str>) -> String {
     let mut o = String::with_capacity(3072);
-    o.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    let c = page.lang;
+    o.push_str("<!doctype html>\n<html lang=\"");
+    o.push_str(c.lang);
+    o.push_str(if c.rtl {
+        "\" dir=\"rtl\">"
+    } else {
+        "\" dir=\"ltr\">"
+    });
+    o.push_str("\n<head>\n<meta charset=\"utf-8\">\n");
     o.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     o.push_str("<meta name=\"referrer\" content=\"no-referrer\">\n<title>");
     escape(&mut o, &page.heading);
@@ -235,29 +252,34 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
     if let Some(seconds) = page.opens_in {
         let _ = writeln!(
             o,
-            "<p id=\"countdown\" data-seconds=\"{seconds}\">Opens in <span>{}</span></p>",
+            "<p id=\"countdown\" data-seconds=\"{seconds}\">{} <span dir=\"ltr\">{}</span></p>",
+            c.t("countdown"),
             countdown_text(seconds)
         );
     }
     if let Some(invite) = &page.invite {
         o.push_str("<dl>\n");
         for (label, value) in [
-            ("Media", &invite.title),
-            ("Invited by", &invite.inviter),
-            ("Your role", &invite.role),
+            (c.t("fact_media"), &invite.title),
+            (c.t("fact_inviter"), &invite.inviter),
+            (c.t("fact_role"), &invite.role),
         ] {
             if !value.is_empty() {
+                // A name or title keeps its own direction inside a page of the other.
                 o.push_str("<dt>");
-                o.push_str(label);
-                o.push_str("</dt><dd>");
+                escape(&mut o, label);
+                o.push_str("</dt><dd><bdi>");
                 escape(&mut o, value);
-                o.push_str("</dd>\n");
+                o.push_str("</bdi></dd>\n");
             }
         }
-        let starts = invite.starts.as_ref().map(|m| ("Opens", m));
-        for (label, moment) in starts.into_iter().chain([("Valid until", &invite.expires)]) {
+        let starts = invite.starts.as_ref().map(|m| (c.t("fact_opens"), m));
+        for (label, moment) in starts
+            .into_iter()
+            .chain([(c.t("fact_expires"), &invite.expires)])
+        {
             o.push_str("<dt>");
-            o.push_str(label);
+            escape(&mut o, label);
             o.push_str("</dt><dd>");
             time(&mut o, moment);
             o.push_str("</dd>\n");
@@ -270,8 +292,13 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
         } else {
             "<form id=\"join\" method=\"post\" action=\"\">\n"
         });
+        let label = |o: &mut String, id: &str, key: &str| {
+            let _ = write!(o, "<label for=\"{id}\">");
+            escape(o, c.t(key));
+            o.push_str("</label>\n");
+        };
         if form.open {
-            o.push_str("<label for=\"first_name\">First name</label>\n");
+            label(&mut o, "first_name", "label_first_name");
             input(
                 &mut o,
                 form,
@@ -281,7 +308,7 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
                 200,
                 &form.first_name,
             );
-            o.push_str("<label for=\"last_name\">Last name</label>\n");
+            label(&mut o, "last_name", "label_last_name");
             input(
                 &mut o,
                 form,
@@ -291,27 +318,42 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
                 200,
                 &form.last_name,
             );
-            o.push_str("<label for=\"email\">Email</label>\n");
+            label(&mut o, "email", "label_email");
         } else {
-            o.push_str(
-                "<label for=\"email\">The email address this invitation was sent to</label>\n",
-            );
+            label(&mut o, "email", "label_email_bound");
         }
         input(&mut o, form, "email", "email", "email", 254, &form.email);
+        let button = |o: &mut String, attributes: &str, key: &str| {
+            let _ = write!(o, "<button{attributes}>");
+            escape(o, c.t(key));
+            o.push_str("</button>\n");
+        };
         match form.code {
-            CodeStep::None => o.push_str("<button type=\"submit\">Join</button>\n"),
-            CodeStep::Offer => o.push_str(
-                "<p class=\"muted\">We will email a one-time code to the invited address.</p>\n<button type=\"submit\" name=\"action\" value=\"send_code\">Send me a code</button>\n",
-            ),
-            CodeStep::Enter => o.push_str(
-                "<label for=\"code\">The 6-digit code from the email</label>\n<input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" minlength=\"6\" maxlength=\"6\" required",
-            ),
-        }
-        if form.code == CodeStep::Enter {
-            if form.invalid.iter().any(|f| f == "code") {
-                o.push_str(" aria-invalid=\"true\" aria-describedby=\"message\"");
+            CodeStep::None => button(&mut o, " type=\"submit\"", "button_join"),
+            CodeStep::Offer => {
+                o.push_str("<p class=\"muted\">");
+                escape(&mut o, c.t("note_code_offer"));
+                o.push_str("</p>\n");
+                button(
+                    &mut o,
+                    " type=\"submit\" name=\"action\" value=\"send_code\"",
+                    "button_send_code",
+                );
             }
-            o.push_str(">\n<button type=\"submit\">Join</button>\n<button class=\"secondary\" type=\"submit\" name=\"action\" value=\"send_code\" formnovalidate>Send a new code</button>\n");
+            CodeStep::Enter => {
+                label(&mut o, "code", "label_code");
+                o.push_str("<input id=\"code\" name=\"code\" type=\"text\" dir=\"ltr\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" minlength=\"6\" maxlength=\"6\" required");
+                if form.invalid.iter().any(|f| f == "code") {
+                    o.push_str(" aria-invalid=\"true\" aria-describedby=\"message\"");
+                }
+                o.push_str(">\n");
+                button(&mut o, " type=\"submit\"", "button_join");
+                button(
+                    &mut o,
+                    " class=\"secondary\" type=\"submit\" name=\"action\" value=\"send_code\" formnovalidate",
+                    "button_new_code",
+                );
+            }
         }
         o.push_str("</form>\n");
     }
@@ -320,11 +362,18 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
         escape(&mut o, &accept.url);
         o.push_str("\">\n<input type=\"hidden\" name=\"grant\" value=\"");
         escape(&mut o, &accept.grant);
-        o.push_str("\">\n<p class=\"muted\">Taking you to ");
-        escape(&mut o, &accept.title);
+        o.push_str("\">\n<p class=\"muted\">");
+        let title = if accept.title.is_empty() {
+            c.t("handoff_session")
+        } else {
+            &accept.title
+        };
+        escape(&mut o, &c.f("handoff_taking", &[("title", title)]));
+        o.push_str("</p>\n<button type=\"submit\">");
+        escape(&mut o, c.t("button_continue"));
         let _ = write!(
             o,
-            "…</p>\n<button type=\"submit\">Continue</button>\n</form>\n<script nonce=\"{nonce}\">document.getElementById(\"handoff\").submit();</script>\n"
+            "</button>\n</form>\n<script nonce=\"{nonce}\">document.getElementById(\"handoff\").submit();</script>\n"
         );
     }
     if !page.facts.is_empty() {
@@ -425,7 +474,10 @@ pub fn respond(status: StatusCode, tenant: Option<&Tenant>, page: &Page) -> Http
     csp.push_str(sources);
     let mut response = HttpResponseBuilder::new(status);
     security_headers(&mut response);
-    response.insert_header((header::CONTENT_SECURITY_POLICY, csp));
+    response
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
+        .insert_header((header::CONTENT_LANGUAGE, page.lang.lang))
+        .insert_header((header::VARY, "Accept-Language"));
     response.content_type("text/html; charset=utf-8").body(body)
 }
 

@@ -12,7 +12,9 @@ use crate::domain::UseLimit;
 use crate::domain::invite::device_id;
 use crate::email::template::format_expiry;
 use crate::error::ApiError;
-use crate::pages::{self, CodeStep, FormFields, Handoff, InviteFacts, Moment, Page};
+use crate::pages::{
+    self, Catalog, CodeStep, FormFields, Handoff, InviteFacts, Moment, Page, negotiate,
+};
 use crate::service::code::{CodeRequest, send_code};
 use crate::service::redeem::{RedeemRequest, redeem};
 use crate::service::rfc3339;
@@ -84,31 +86,81 @@ fn with_cookie(
     response
 }
 
-fn facts(invite: &Invite<'_>, personal: &InvitePersonalData) -> InviteFacts {
-    let role = invite.role.as_str();
+/// The page's language for this request: the browser's, then the invite's, then the tenant's.
+fn language(req: &HttpRequest, invite: Option<&Invite<'_>>) -> &'static Catalog {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    negotiate(
+        accept,
+        invite.and_then(|i| i.token.claims.lng.as_deref()),
+        invite.and_then(|i| i.tenant.default_language.as_deref()),
+    )
+}
+
+fn facts(c: &Catalog, invite: &Invite<'_>, personal: &InvitePersonalData) -> InviteFacts {
     let claims = &invite.token.claims;
     let moment = |unix| Moment {
-        text: format_expiry(unix, "en"),
+        text: format_expiry(unix, c.lang),
         at: rfc3339(unix),
     };
     InviteFacts {
         title: personal.title.clone(),
         inviter: personal.inviter_name.clone(),
-        role: role[..1].to_uppercase() + &role[1..],
+        role: c.t(&format!("role_{}", invite.role.as_str())).to_owned(),
         starts: (claims.nbf > claims.iat).then(|| moment(claims.nbf)),
         expires: moment(claims.exp),
     }
 }
 
+/// An error's title and message for a participant, in the page's language.
+fn error_text(c: &Catalog, error: &ApiError) -> (String, String) {
+    let key = match error {
+        ApiError::MalformedToken => "malformed_token",
+        ApiError::InvalidToken => "invalid_token",
+        ApiError::ModuleDisabled => "module_disabled",
+        ApiError::NotYetValid => "not_yet_valid",
+        ApiError::Expired => "expired",
+        ApiError::Exhausted => "exhausted",
+        ApiError::Revoked => "revoked",
+        ApiError::Locked => "locked",
+        ApiError::EmailMismatch => "email_mismatch",
+        ApiError::RestrictedDomain => "restricted_domain",
+        ApiError::CodeRequired => "code_required",
+        ApiError::InvalidCode { .. } => "invalid_code",
+        ApiError::InvalidRequest(_) => "invalid_request",
+        ApiError::RateLimited { .. } => "rate_limited",
+        ApiError::StoreUnavailable { .. } => "store_unavailable",
+        ApiError::EmailFailed => "email_failed",
+        ApiError::CrossSiteRequest => "cross_site_request",
+        _ => "error",
+    };
+    let message = match error {
+        ApiError::InvalidCode { tries_left: None } => c.t("msg_code_expired").to_owned(),
+        ApiError::InvalidCode {
+            tries_left: Some(0),
+        } => c.t("msg_code_void").to_owned(),
+        ApiError::InvalidCode {
+            tries_left: Some(n),
+        } => c.f("msg_code_wrong", &[("n", &n.to_string())]),
+        ApiError::InvalidRequest(_) => c.t("invalid_fields").to_owned(),
+        _ => c.t(&format!("msg_{key}")).to_owned(),
+    };
+    (c.t(&format!("title_{key}")).to_owned(), message)
+}
+
 /// An error as the participant page, with its status and `Retry-After`: what `/i/` answers
 /// instead of problem+json (the rate-limit middleware in `routes` uses it too).
-pub(crate) fn status_page(tenant: Option<&Tenant>, error: &ApiError) -> HttpResponse {
-    let mut page = Page::new(error.code(), error.title());
-    page.message = Some(match error {
-        ApiError::Exhausted => "This invitation link has already been used on another device. Ask the person who invited you for a new one.".to_owned(),
-        ApiError::Expired => "This invitation link has expired. Ask the person who invited you for a new one.".to_owned(),
-        other => other.detail(),
-    });
+pub(crate) fn status_page(
+    c: &'static Catalog,
+    tenant: Option<&Tenant>,
+    error: &ApiError,
+) -> HttpResponse {
+    let (title, message) = error_text(c, error);
+    let mut page = Page::new(error.code(), title);
+    page.message = Some(message);
+    page.lang = c;
     with_retry_after(pages::respond(error.status(), tenant, &page), error)
 }
 
@@ -123,32 +175,32 @@ fn with_retry_after(mut response: HttpResponse, error: &ApiError) -> HttpRespons
 }
 
 fn form_page(
+    c: &'static Catalog,
     invite: &Invite<'_>,
     personal: &InvitePersonalData,
     status: StatusCode,
     error: Option<&ApiError>,
     prefill: FormFields,
 ) -> HttpResponse {
-    let mut page = match error {
-        None => Page::new("active", "You're invited"),
-        Some(e) => Page::new(e.code(), "You're invited"),
-    };
+    let mut page = Page::new(error.map_or("active", ApiError::code), c.t("title_invited"));
+    page.lang = c;
     page.message = error.map(|e| match e {
-        ApiError::InvalidRequest(fields) => fields.iter().map(|f| format!("{}: {}", f.field.replace('_', " "), f.message)).collect::<Vec<_>>().join("; "),
-        ApiError::RestrictedDomain => "People from your organisation sign in with their organisation account: please use the site's usual login.".to_owned(),
         // On this page a 429 is the link's hourly limit of codes (the per-client limit answers
         // before the page is built).
-        ApiError::RateLimited { retry_after } => format!("We have already sent the most codes allowed for this invitation within an hour. Try again in about {} minutes, or use the last code we sent.", retry_after.div_ceil(60)),
-        other => other.detail(),
+        ApiError::RateLimited { retry_after } => c.f(
+            "msg_too_many_codes",
+            &[("minutes", &retry_after.div_ceil(60).to_string())],
+        ),
+        other => error_text(c, other).1,
     });
     if matches!(error, Some(ApiError::RestrictedDomain)) {
         page.link = invite
             .tenant
             .login_url
             .clone()
-            .map(|url| (url, "Sign in with your organisation's account".to_owned()));
+            .map(|url| (url, c.t("login_link").to_owned()));
     }
-    page.invite = Some(facts(invite, personal));
+    page.invite = Some(facts(c, invite, personal));
     page.form = Some(FormFields {
         open: personal.is_open(),
         invalid: error.map(invalid_fields).unwrap_or_default(),
@@ -180,17 +232,16 @@ fn first_code_step(invite: &Invite<'_>, personal: &InvitePersonalData, known: bo
 /// A scheduled link before its start: when it opens, a countdown, and the form, hidden until
 /// the countdown ends (`data-code="scheduled"`, then `active`).
 fn scheduled_page(
+    c: &'static Catalog,
     invite: &Invite<'_>,
     personal: &InvitePersonalData,
     opens_in: i64,
     form: FormFields,
 ) -> HttpResponse {
-    let mut page = Page::new("scheduled", "You're invited");
-    page.message = Some(
-        "This invitation is not open yet. Keep this page open: the form appears when it opens."
-            .to_owned(),
-    );
-    page.invite = Some(facts(invite, personal));
+    let mut page = Page::new("scheduled", c.t("title_invited"));
+    page.lang = c;
+    page.message = Some(c.t("msg_scheduled").to_owned());
+    page.invite = Some(facts(c, invite, personal));
     page.opens_in = Some(opens_in);
     page.form = Some(FormFields {
         open: personal.is_open(),
@@ -201,10 +252,16 @@ fn scheduled_page(
 
 /// A used-up email-bound link, as a browser that is not one of its devices sees it: the 410
 /// status, and a form that offers a code to move the link to this device.
-fn used_up_page(invite: &Invite<'_>, personal: &InvitePersonalData, email: String) -> HttpResponse {
-    let mut page = Page::new(ApiError::Exhausted.code(), ApiError::Exhausted.title());
-    page.message = Some("This invitation link is in use on another device. If it was sent to you, we can email you a one-time code to join from this device instead.".to_owned());
-    page.invite = Some(facts(invite, personal));
+fn used_up_page(
+    c: &'static Catalog,
+    invite: &Invite<'_>,
+    personal: &InvitePersonalData,
+    email: String,
+) -> HttpResponse {
+    let mut page = Page::new(ApiError::Exhausted.code(), c.t("title_exhausted"));
+    page.lang = c;
+    page.message = Some(c.t("msg_used_up_offer").to_owned());
+    page.invite = Some(facts(c, invite, personal));
     page.form = Some(FormFields {
         code: CodeStep::Offer,
         email,
@@ -216,7 +273,7 @@ fn used_up_page(invite: &Invite<'_>, personal: &InvitePersonalData, email: Strin
 /// `GET /i/{token}` (and HEAD): the invitation, never consuming a use.
 async fn show(req: &HttpRequest, state: &AppState, live: &Live, token: &str) -> HttpResponse {
     let (device, is_new) = device(req);
-    let response = show_inner(state, live, token, &device).await;
+    let response = show_inner(req, state, live, token, &device).await;
     with_cookie(live, response, &device, is_new)
 }
 
@@ -251,11 +308,18 @@ pub async fn dispatch(
     }
 }
 
-async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) -> HttpResponse {
+async fn show_inner(
+    req: &HttpRequest,
+    state: &AppState,
+    live: &Live,
+    token: &str,
+    device: &str,
+) -> HttpResponse {
     let invite = match verify_invite(live, token) {
         Ok(invite) => invite,
-        Err(e) => return status_page(None, &e),
+        Err(e) => return status_page(language(req, None), None, &e),
     };
+    let c = language(req, Some(&invite));
     let tenant = &invite.tenant;
     // Before its start a link shows when it opens, counting down to the form; redemption
     // itself accepts it from `leeway` seconds earlier.
@@ -267,10 +331,10 @@ async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) ->
         invite.check_usable(live.leeway())
     };
     if let Err(e) = usable {
-        return status_page(Some(tenant), &e);
+        return status_page(c, Some(tenant), &e);
     }
     let Ok(personal) = invite.token.personal_data() else {
-        return status_page(None, &ApiError::InvalidToken);
+        return status_page(c, None, &ApiError::InvalidToken);
     };
     let status = match state
         .timed(
@@ -280,13 +344,13 @@ async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) ->
         .await
     {
         Ok(status) => status,
-        Err(e) => return status_page(Some(tenant), &e),
+        Err(e) => return status_page(c, Some(tenant), &e),
     };
     if status.revoked {
-        return status_page(Some(tenant), &ApiError::Revoked);
+        return status_page(c, Some(tenant), &ApiError::Revoked);
     }
     if status.locked {
-        return status_page(Some(tenant), &ApiError::Locked);
+        return status_page(c, Some(tenant), &ApiError::Locked);
     }
     // A device that already redeemed re-enters for free, even on a used-up link. On an open
     // link a use is a device and an address, and the address is not known before the form is
@@ -296,7 +360,7 @@ async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) ->
         && !status.device_known
         && !personal.is_open()
     {
-        return used_up_page(&invite, &personal, String::new());
+        return used_up_page(c, &invite, &personal, String::new());
     }
     let code = first_code_step(&invite, &personal, status.device_known);
     let fields = FormFields {
@@ -304,9 +368,9 @@ async fn show_inner(state: &AppState, live: &Live, token: &str, device: &str) ->
         ..FormFields::default()
     };
     if opens_in > 0 {
-        return scheduled_page(&invite, &personal, opens_in, fields);
+        return scheduled_page(c, &invite, &personal, opens_in, fields);
     }
-    form_page(&invite, &personal, StatusCode::OK, None, fields)
+    form_page(c, &invite, &personal, StatusCode::OK, None, fields)
 }
 
 /// Whether a browser marks this POST as sent from another site: `Sec-Fetch-Site` present and
@@ -336,11 +400,11 @@ async fn join(
     form: JoinForm,
 ) -> HttpResponse {
     if is_cross_site(req, live) {
-        return status_page(None, &ApiError::CrossSiteRequest);
+        return status_page(language(req, None), None, &ApiError::CrossSiteRequest);
     }
     let (device, is_new) = device(req);
     if form.action.as_deref() == Some("send_code") {
-        let response = send_code_page(state, live, token, form).await;
+        let response = send_code_page(req, state, live, token, form).await;
         return with_cookie(live, response, &device, is_new);
     }
     let request = RedeemRequest {
@@ -362,20 +426,17 @@ async fn join(
     };
     let response = match redeem(state, live, request).await {
         Ok(redeemed) => {
-            let mut page = Page::new("granted", "Joining…");
-            let title = if redeemed.media_title.is_empty() {
-                "the session".to_owned()
-            } else {
-                redeemed.media_title
-            };
+            let c = language(req, verify_invite(live, token).ok().as_ref());
+            let mut page = Page::new("granted", c.t("title_joining"));
+            page.lang = c;
             page.accept = Some(Handoff {
                 url: redeemed.accept_url,
                 grant: redeemed.grant,
-                title,
+                title: redeemed.media_title,
             });
             pages::respond(StatusCode::OK, Some(&redeemed.tenant), &page)
         }
-        Err(error) => retry_or_status(live, token, error, form),
+        Err(error) => retry_or_status(req, live, token, error, form),
     };
     with_cookie(live, response, &device, is_new)
 }
@@ -383,6 +444,7 @@ async fn join(
 /// `POST /i/{token}` with `action=send_code`: email a one-time code to the invited address,
 /// then ask for it (`data-code="code_sent"`).
 async fn send_code_page(
+    req: &HttpRequest,
     state: &AppState,
     live: &Live,
     token: &str,
@@ -399,12 +461,14 @@ async fn send_code_page(
     match send_code(state, live, request).await {
         Ok(_) => match verify_invite(live, token) {
             Ok(invite) => {
+                let c = language(req, Some(&invite));
                 let Ok(personal) = invite.token.personal_data() else {
-                    return status_page(None, &ApiError::InvalidToken);
+                    return status_page(c, None, &ApiError::InvalidToken);
                 };
-                let mut page = Page::new("code_sent", "Check your inbox");
-                page.message = Some("We sent a one-time code to the address this invitation was sent to. Enter it below: it works once, for 10 minutes.".to_owned());
-                page.invite = Some(facts(&invite, &personal));
+                let mut page = Page::new("code_sent", c.t("title_code_sent"));
+                page.lang = c;
+                page.message = Some(c.t("msg_code_sent").to_owned());
+                page.invite = Some(facts(c, &invite, &personal));
                 page.form = Some(FormFields {
                     code: CodeStep::Enter,
                     email: form.email.unwrap_or_default(),
@@ -413,14 +477,20 @@ async fn send_code_page(
                 // A status, not an error: the message is announced politely.
                 pages::respond(StatusCode::OK, Some(&invite.tenant), &page)
             }
-            Err(e) => status_page(None, &e),
+            Err(e) => status_page(language(req, None), None, &e),
         },
-        Err(error) => retry_or_status(live, token, error, form),
+        Err(error) => retry_or_status(req, live, token, error, form),
     }
 }
 
 /// Errors the participant can fix show the form again; the others show the link's status.
-fn retry_or_status(live: &Live, token: &str, error: ApiError, form: JoinForm) -> HttpResponse {
+fn retry_or_status(
+    req: &HttpRequest,
+    live: &Live,
+    token: &str,
+    error: ApiError,
+    form: JoinForm,
+) -> HttpResponse {
     let step = match &error {
         ApiError::InvalidRequest(_)
         | ApiError::EmailMismatch
@@ -443,20 +513,21 @@ fn retry_or_status(live: &Live, token: &str, error: ApiError, form: JoinForm) ->
         _ => None,
     };
     let invite = verify_invite(live, token).ok();
+    let c = language(req, invite.as_ref());
     match (invite, step) {
         (Some(invite), _) if matches!(error, ApiError::Exhausted) => {
             let Ok(personal) = invite.token.personal_data() else {
-                return status_page(None, &ApiError::InvalidToken);
+                return status_page(c, None, &ApiError::InvalidToken);
             };
             if personal.is_open() {
-                status_page(Some(&invite.tenant), &error)
+                status_page(c, Some(&invite.tenant), &error)
             } else {
-                used_up_page(&invite, &personal, form.email.unwrap_or_default())
+                used_up_page(c, &invite, &personal, form.email.unwrap_or_default())
             }
         }
         (Some(invite), Some(code)) => {
             let Ok(personal) = invite.token.personal_data() else {
-                return status_page(None, &ApiError::InvalidToken);
+                return status_page(c, None, &ApiError::InvalidToken);
             };
             let prefill = FormFields {
                 open: false,
@@ -466,10 +537,10 @@ fn retry_or_status(live: &Live, token: &str, error: ApiError, form: JoinForm) ->
                 last_name: form.last_name.unwrap_or_default(),
                 invalid: Vec::new(),
             };
-            let page = form_page(&invite, &personal, error.status(), Some(&error), prefill);
+            let page = form_page(c, &invite, &personal, error.status(), Some(&error), prefill);
             with_retry_after(page, &error)
         }
-        (Some(invite), None) => status_page(Some(&invite.tenant), &error),
-        (None, _) => status_page(None, &error),
+        (Some(invite), None) => status_page(c, Some(&invite.tenant), &error),
+        (None, _) => status_page(c, None, &error),
     }
 }

@@ -104,7 +104,11 @@ where
         None => Ok(srv.call(req)),
         Some(error) => {
             let response = if req.path().starts_with("/i/") {
-                landing::status_page(None, &error)
+                let accept = req
+                    .headers()
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok());
+                landing::status_page(crate::pages::negotiate(accept, None, None), None, &error)
             } else {
                 error.error_response()
             };

@@ -122,11 +122,18 @@ async fn a_scheduled_link_counts_down_to_its_form() {
 }
 
 /// axe-core finds no WCAG 2.1 A/AA violation on any page state at phone and desktop widths,
-/// with a light and a dark theme colour; the keyboard alone joins; an error is announced and
-/// tied to its field (tests/e2e/a11y.mjs).
+/// in English and Arabic (right to left), with a light and a dark theme colour; the keyboard
+/// alone joins; an error is announced and tied to its field (tests/e2e/a11y.mjs). The form at
+/// phone width is saved as target/form-en.png, form-ar.png and form-ja.png.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_state_passes_axe_with_any_theme_colour() {
-    for colour in ["#ffff00", "#1a1a1a"] {
+    for (colour, locale) in [
+        ("#ffff00", "en"),
+        ("#1a1a1a", "ar"),
+        ("#ffff00", "ar"),
+        ("#1a1a1a", "en"),
+        ("#0a66c2", "ja"),
+    ] {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let extra = format!(
@@ -137,10 +144,15 @@ async fn every_page_state_passes_axe_with_any_theme_colour() {
             .set("server.port", port)
             .set("server.public_base_url", &base);
         let _app = spawn_overridden(&toml, &overrides).await;
-        run_node(
-            "tests/e2e/a11y.mjs",
-            vec![base, DEMO_KEY.to_owned(), colour.to_owned()],
-        )
-        .await;
+        let shots = in_crate("target").to_str().unwrap().to_owned();
+        let label = format!("{colour} {locale}");
+        let args = vec![base, DEMO_KEY.to_owned(), label, locale.to_owned(), shots];
+        run_node("tests/e2e/a11y.mjs", args).await;
+    }
+    for locale in ["en", "ar", "ja"] {
+        assert!(
+            in_crate(&format!("target/form-{locale}.png")).exists(),
+            "{locale}"
+        );
     }
 }

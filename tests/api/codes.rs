@@ -534,7 +534,7 @@ async fn the_landing_page_offers_sends_and_takes_codes() {
     assert_eq!(status, 403);
     page(status, &text, "invalid_code");
     assert!(
-        text.contains("4 tries left") && text.contains("id=\"code\""),
+        text.contains("Tries left: 4.") && text.contains("id=\"code\""),
         "{text}"
     );
     // Joining without a code from a new browser: 403 code_required with the offer.

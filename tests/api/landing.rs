@@ -99,7 +99,7 @@ async fn landing_shows_the_invitation_and_never_consumes() {
         assert_eq!((html.status, html.code()), (200, "active"));
         assert_page_headers(&html);
         let body = &html.body;
-        assert!(body.contains("<html lang=\"en\">"));
+        assert!(body.contains("<html lang=\"en\" dir=\"ltr\">"));
         assert!(body.contains("name=\"viewport\""));
         assert!(
             body.contains("Weekly &lt;b&gt;seminar&lt;/b&gt; &amp; &quot;Q&amp;A&quot;"),
@@ -304,7 +304,27 @@ async fn every_outcome_has_its_page_and_status() {
     assert_eq!((refused.status, refused.code()), (422, "restricted_domain"));
     let missing = page(&app, "POST", &open, None, &[("email", "grace@example.org")]).await;
     assert_eq!((missing.status, missing.code()), (422, "invalid_request"));
-    assert!(missing.body.contains("first name: is required"));
+    assert!(
+        missing
+            .body
+            .contains("Please check the highlighted fields.")
+    );
+    // The fields at fault are marked and described by the message.
+    for field in ["first_name", "last_name"] {
+        assert!(
+            missing.body.contains(&format!(
+                "id=\"{field}\" name=\"{field}\" type=\"text\" autocomplete"
+            )),
+            "{field}"
+        );
+    }
+    assert_eq!(
+        missing
+            .body
+            .matches("aria-invalid=\"true\" aria-describedby=\"message\"")
+            .count(),
+        2
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod create;
 mod email;
 mod eviction;
 mod landing;
+mod languages;
 mod limits;
 mod logs;
 mod ops;

@@ -3,11 +3,13 @@
 // scheduled page, the code page and the hand-off, at 360 and 1280 pixels wide. Also: a
 // keyboard-only join (Tab, type, Enter) lands on the hand-off, and a refused email is announced
 // and tied to its field. Run once per theme colour by tests/api/browser.rs.
-// Usage: node a11y.mjs BASE_URL API_KEY LABEL   (exit 0 on success)
+// The browser asks for LOCALE's pages (its Accept-Language); with a SCREENSHOT_DIR, the form at
+// 360 px is saved there as form-LOCALE.png.
+// Usage: node a11y.mjs BASE_URL API_KEY LABEL LOCALE [SCREENSHOT_DIR]   (exit 0 on success)
 import { AxeBuilder } from '@axe-core/playwright';
 import { launch } from './chromium.mjs';
 
-const [base, apiKey, label] = process.argv.slice(2);
+const [base, apiKey, label, locale, shots] = process.argv.slice(2);
 const problems = [];
 const check = (ok, what) => { if (!ok) problems.push(`${label}: ${what}`); };
 const code = async (p) => p.locator('main').getAttribute('data-code');
@@ -42,13 +44,15 @@ const scan = async (page, state, width) => {
 const browser = await launch();
 try {
   for (const width of [360, 1280]) {
-    const context = await browser.newContext({ viewport: { width, height: 800 } });
+    const context = await browser.newContext({ viewport: { width, height: 800 }, locale });
     const page = await context.newPage();
     const token = await create();
 
     await page.goto(`${base}/i/${token}`);
     check(await code(page) === 'active', `form data-code ${await code(page)}`);
+    check(await page.locator('html').getAttribute('lang') === locale, `page language ${await page.locator('html').getAttribute('lang')}`);
     await scan(page, 'form', width);
+    if (shots && width === 360) await page.screenshot({ path: `${shots}/form-${locale}.png`, fullPage: true });
 
     await page.fill('#email', 'eve@example.com');
     await submit(page, 'form button[type=submit]', 'email_mismatch');
@@ -61,7 +65,7 @@ try {
 
     await page.fill('#email', 'ada@example.com');
     await Promise.all([page.waitForURL('**/demo/accept', { timeout: 10000 }), page.click('form button[type=submit]:not([name])')]);
-    const other = await (await browser.newContext({ viewport: { width, height: 800 } })).newPage();
+    const other = await (await browser.newContext({ viewport: { width, height: 800 }, locale })).newPage();
     await other.goto(`${base}/i/${token}`);
     check(await code(other) === 'exhausted', `status data-code ${await code(other)}`);
     await scan(other, 'status page', width);
@@ -77,7 +81,7 @@ try {
     await scan(page, 'scheduled', width);
 
     // The hand-off, kept on screen: the platform answers its post 204, so nothing navigates.
-    const still = await (await browser.newContext({ viewport: { width, height: 800 } })).newPage();
+    const still = await (await browser.newContext({ viewport: { width, height: 800 }, locale })).newPage();
     await still.route('**/demo/accept', (route) => route.fulfill({ status: 204 }));
     await still.goto(`${base}/i/${await create()}`);
     await still.fill('#email', 'ada@example.com');
@@ -87,7 +91,7 @@ try {
   }
 
   // The whole join with the keyboard alone.
-  const keyboard = await (await browser.newContext()).newPage();
+  const keyboard = await (await browser.newContext({ locale })).newPage();
   await keyboard.goto(`${base}/i/${await create()}`);
   await keyboard.keyboard.press('Tab');
   check(await keyboard.evaluate(() => document.activeElement && document.activeElement.id) === 'email', 'Tab reaches the email field first');
