@@ -19,6 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Japanese and Chinese glyphs for the browser test's screenshots (a participant's device has its
+# own fonts; without these the screenshots show boxes, and no check depends on them).
+if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=ja 2>/dev/null)" ]; then
+  { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq fonts-ipafont-gothic fonts-wqy-zenhei >/dev/null; } \
+    || echo "CJK fonts not installed: screenshots of ja and zh pages will show boxes"
+fi
 # Playwright's driver only (no browser download): it drives Debian's /usr/bin/chromium.
 npm ci --prefix tests/e2e --no-audit --no-fund --silent
 

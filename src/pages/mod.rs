@@ -293,7 +293,9 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
             "<form id=\"join\" method=\"post\" action=\"\">\n"
         });
         let label = |o: &mut String, id: &str, key: &str| {
-            let _ = write!(o, "<label for=\"{id}\">");
+            o.push_str("<label for=\"");
+            o.push_str(id);
+            o.push_str("\">");
             escape(o, c.t(key));
             o.push_str("</label>\n");
         };
@@ -324,7 +326,9 @@ fn render(page: &Page, nonce: &str, tenant: &str, color: &str, logo: Option<&str
         }
         input(&mut o, form, "email", "email", "email", 254, &form.email);
         let button = |o: &mut String, attributes: &str, key: &str| {
-            let _ = write!(o, "<button{attributes}>");
+            o.push_str("<button");
+            o.push_str(attributes);
+            o.push('>');
             escape(o, c.t(key));
             o.push_str("</button>\n");
         };
@@ -476,8 +480,11 @@ pub fn respond(status: StatusCode, tenant: Option<&Tenant>, page: &Page) -> Http
     security_headers(&mut response);
     response
         .insert_header((header::CONTENT_SECURITY_POLICY, csp))
-        .insert_header((header::CONTENT_LANGUAGE, page.lang.lang))
-        .insert_header((header::VARY, "Accept-Language"));
+        .insert_header((
+            header::CONTENT_LANGUAGE,
+            HeaderValue::from_static(page.lang.lang),
+        ))
+        .insert_header((header::VARY, HeaderValue::from_static("Accept-Language")));
     response.content_type("text/html; charset=utf-8").body(body)
 }
 

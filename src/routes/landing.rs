@@ -8,8 +8,8 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
-use crate::domain::UseLimit;
 use crate::domain::invite::device_id;
+use crate::domain::{InviteeRole, UseLimit};
 use crate::email::template::format_expiry;
 use crate::error::ApiError;
 use crate::pages::{
@@ -108,9 +108,18 @@ fn facts(c: &Catalog, invite: &Invite<'_>, personal: &InvitePersonalData) -> Inv
     InviteFacts {
         title: personal.title.clone(),
         inviter: personal.inviter_name.clone(),
-        role: c.t(&format!("role_{}", invite.role.as_str())).to_owned(),
+        role: c.t(role_key(invite.role)).to_owned(),
         starts: (claims.nbf > claims.iat).then(|| moment(claims.nbf)),
         expires: moment(claims.exp),
+    }
+}
+
+/// The catalogue key of a role's name.
+fn role_key(role: InviteeRole) -> &'static str {
+    match role {
+        InviteeRole::Viewer => "role_viewer",
+        InviteeRole::Speaker => "role_speaker",
+        InviteeRole::Moderator => "role_moderator",
     }
 }
 
