@@ -12,14 +12,7 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_joins_in_a_real_browser() {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let extra = format!("[tenants.demo]\naccept_url = \"{base}/demo/accept\"");
-    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
-    let overrides = Overrides::new()
-        .set("server.port", port)
-        .set("server.public_base_url", &base);
-    let app = spawn_overridden(&toml, &overrides).await;
+    let (app, base) = browser_app("").await;
     let token = app
         .create_token(json!({ "invitee": { "role": "speaker" } }))
         .await;
@@ -43,6 +36,19 @@ async fn a_participant_joins_in_a_real_browser() {
         0,
         "the cross-site post consumed nothing"
     );
+}
+
+/// An app on a known port whose demo tenant hands grants to its own /demo/accept, with
+/// `extra` TOML; and its base URL.
+async fn browser_app(extra: &str) -> (TestApp, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let extra = format!("[tenants.demo]\naccept_url = \"{base}/demo/accept\"\n{extra}");
+    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
+    let overrides = Overrides::new()
+        .set("server.port", port)
+        .set("server.public_base_url", &base);
+    (spawn_overridden(&toml, &overrides).await, base)
 }
 
 /// A path in the crate.
@@ -72,17 +78,7 @@ async fn run_node(script: &str, args: Vec<String>) {
 async fn an_invitee_moves_the_link_from_laptop_to_phone() {
     let (relay, relay_url) = start_relay(&[]).await;
     let relay_base = relay_url.trim_end_matches("/send").to_owned();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let extra = format!(
-        "[tenants.demo]\naccept_url = \"{base}/demo/accept\"\n{}",
-        relay_toml(&relay_url)
-    );
-    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
-    let overrides = Overrides::new()
-        .set("server.port", port)
-        .set("server.public_base_url", &base);
-    let app = spawn_overridden(&toml, &overrides).await;
+    let (app, base) = browser_app(&relay_toml(&relay_url)).await;
     let token = app.create_token(json!({})).await;
     let link = token.clone();
     let screenshot = in_crate("target/code-sent.png");
@@ -103,14 +99,7 @@ async fn an_invitee_moves_the_link_from_laptop_to_phone() {
 /// (tests/e2e/scheduled.mjs); the scheduled page's screenshot is target/scheduled.png.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_link_counts_down_to_its_form() {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let extra = format!("[tenants.demo]\naccept_url = \"{base}/demo/accept\"");
-    let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
-    let overrides = Overrides::new()
-        .set("server.port", port)
-        .set("server.public_base_url", &base);
-    let _app = spawn_overridden(&toml, &overrides).await;
+    let (_app, base) = browser_app("").await;
     let screenshot = in_crate("target/scheduled.png");
     let shot = screenshot.to_str().unwrap().to_owned();
     run_node(
@@ -134,16 +123,8 @@ async fn every_page_state_passes_axe_with_any_theme_colour() {
         ("#1a1a1a", "en"),
         ("#0a66c2", "ja"),
     ] {
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let extra = format!(
-            "[tenants.demo]\naccept_url = \"{base}/demo/accept\"\ntheme = {{ primary_color = \"{colour}\" }}"
-        );
-        let toml = test_toml(Backend::Memory, "redis://127.0.0.1:1", "b", &extra);
-        let overrides = Overrides::new()
-            .set("server.port", port)
-            .set("server.public_base_url", &base);
-        let _app = spawn_overridden(&toml, &overrides).await;
+        let theme = format!("theme = {{ primary_color = \"{colour}\" }}");
+        let (_app, base) = browser_app(&theme).await;
         let shots = in_crate("target").to_str().unwrap().to_owned();
         let label = format!("{colour} {locale}");
         let args = vec![base, DEMO_KEY.to_owned(), label, locale.to_owned(), shots];
