@@ -88,15 +88,20 @@ fn with_cookie(
 
 /// The page's language for this request: the browser's, then the invite's, then the tenant's.
 fn language(req: &HttpRequest, invite: Option<&Invite<'_>>) -> &'static Catalog {
+    language_of(
+        req,
+        invite.and_then(|i| i.token.claims.lng.as_deref()),
+        invite.and_then(|i| i.tenant.default_language.as_deref()),
+    )
+}
+
+/// [`language`] from the link's `lng` and the tenant's default.
+fn language_of(req: &HttpRequest, lng: Option<&str>, tenant: Option<&str>) -> &'static Catalog {
     let accept = req
         .headers()
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    negotiate(
-        accept,
-        invite.and_then(|i| i.token.claims.lng.as_deref()),
-        invite.and_then(|i| i.tenant.default_language.as_deref()),
-    )
+    negotiate(accept, lng, tenant)
 }
 
 fn facts(c: &Catalog, invite: &Invite<'_>, personal: &InvitePersonalData) -> InviteFacts {
@@ -435,7 +440,12 @@ async fn join(
     };
     let response = match redeem(state, live, request).await {
         Ok(redeemed) => {
-            let c = language(req, verify_invite(live, token).ok().as_ref());
+            // From the redemption: the token is not verified a second time.
+            let c = language_of(
+                req,
+                redeemed.lng.as_deref(),
+                redeemed.tenant.default_language.as_deref(),
+            );
             let mut page = Page::new("granted", c.t("title_joining"));
             page.lang = c;
             page.accept = Some(Handoff {

@@ -77,6 +77,9 @@ pub struct Redeemed {
     /// The media title sealed in the link (for the hand-off page; not part of the API answer).
     #[serde(skip)]
     pub media_title: String,
+    /// The link's language (`lng`), for the hand-off page (not part of the API answer).
+    #[serde(skip)]
+    pub lng: Option<String>,
 }
 
 /// The invite as a redemption reports it.
@@ -191,11 +194,8 @@ async fn redeem_checked(
             errors.finish().err().unwrap_or_default(),
         ));
     };
-    if !errors.is_empty() {
-        return Err(ApiError::InvalidRequest(
-            errors.finish().err().unwrap_or_default(),
-        ));
-    }
+    // A bad code is the one field error the values above do not show.
+    errors.finish().map_err(ApiError::InvalidRequest)?;
 
     let link = invite.link_ref(live);
     let open = personal.is_open();
@@ -271,6 +271,7 @@ async fn redeem_checked(
     let mut redeemed = grant(live, &invite, participant, !open, device, uses, reentry)?;
     redeemed.moved = moved;
     redeemed.media_title = personal.title;
+    redeemed.lng.clone_from(&invite.token.claims.lng);
     Ok(redeemed)
 }
 
@@ -350,6 +351,7 @@ fn grant(
         participant,
         tenant: Arc::clone(tenant),
         media_title: String::new(),
+        lng: None,
     })
 }
 

@@ -100,6 +100,21 @@ async fn accept_language_is_negotiated() {
     let token = app.create_token_as(DEMO_KEY, &body).await;
     let page = app.get_text(&format!("/i/{token}")).await.1;
     assert!(page.contains("<html lang=\"es\""), "{page}");
+    // And the hand-off after joining is in it too.
+    let joined = app
+        .client
+        .post(format!("{}/i/{token}", app.address))
+        .form(&[("email", "ada@example.com")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        joined.contains("data-code=\"granted\"") && joined.contains("<html lang=\"es\""),
+        "{joined}"
+    );
 }
 
 #[tokio::test]
